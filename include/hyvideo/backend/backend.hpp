@@ -1,0 +1,63 @@
+#pragma once
+// The backend concept: what a component may ask of the device it runs on.
+//
+// Components are templates over a backend type B and touch tensors only through B's static
+// primitives, so the same component source runs on the CPU (hyvideo::cpu) and on CUDA
+// (hyvideo::cuda, a later backend). A backend adds a primitive by providing it here and in every
+// backend; components never loop over raw memory.
+#include <concepts>
+
+#include "hyvideo/backend/attention_mask.hpp"
+#include "hyvideo/core/tensor.hpp"
+// VAE
+#include <array>
+
+#include "hyvideo/backend/conv3d_spec.hpp"
+
+namespace hyvideo {
+
+template <class B>
+concept Backend = requires(const Tensor& t, const Shape& s, float f, std::int64_t n, const AttentionMask& m) {
+    { B::device } -> std::convertible_to<Device>;
+    // memory
+    { B::empty(s, DType::f32) } -> std::same_as<Tensor>;
+    { B::zeros(s) } -> std::same_as<Tensor>;
+    { B::upload(t) } -> std::same_as<Tensor>;      // host tensor -> device (f32 stays as is)
+    { B::download(t) } -> std::same_as<Tensor>;    // device tensor -> host
+    { B::weight(t) } -> std::same_as<Tensor>;      // stored weight -> compute form on the device
+    { B::contiguous(t) } -> std::same_as<Tensor>;  // materialise a strided view
+    { B::to_float(t) } -> std::same_as<Tensor>;    // any dtype -> f32
+    { B::cast(t, DType::bf16) } -> std::same_as<Tensor>;
+    { B::cat(std::vector<Tensor>{}, n) } -> std::same_as<Tensor>;
+    // linear algebra
+    { B::linear(t, t, t) } -> std::same_as<Tensor>;  // x·Wᵀ + b over the last dim
+    // elementwise
+    { B::silu(t) } -> std::same_as<Tensor>;
+    { B::gelu_tanh(t) } -> std::same_as<Tensor>;
+    { B::add(t, t) } -> std::same_as<Tensor>;
+    { B::sub(t, t) } -> std::same_as<Tensor>;
+    { B::mul(t, t) } -> std::same_as<Tensor>;
+    { B::scale(t, f) } -> std::same_as<Tensor>;
+    // normalisation and modulation
+    { B::layer_norm(t, t, t, f) } -> std::same_as<Tensor>;
+    { B::rms_norm(t, t, f) } -> std::same_as<Tensor>;
+    { B::modulate(t, t, t) } -> std::same_as<Tensor>;
+    { B::gated_add(t, t, t) } -> std::same_as<Tensor>;
+    // reductions and attention
+    { B::masked_mean(t, t) } -> std::same_as<Tensor>;
+    { B::attention(t, t, t, m, f) } -> std::same_as<Tensor>;  // q, k, v [B, S, H, D] -> [B, S, H, D]
+    // positional and time embeddings
+    { B::apply_rope(t, t, t) } -> std::same_as<Tensor>;
+    { B::timestep_embedding(t, n, f) } -> std::same_as<Tensor>;
+    // VAE
+    { B::conv3d(t, t, t, Conv3dSpec{}) } -> std::same_as<Tensor>;  // x [N, C, T, H, W], weight, bias (optional)
+    { B::group_norm(t, t, t, n, f) } -> std::same_as<Tensor>;       // x [N, C, ...], groups, eps
+    { B::group_norm_silu(t, t, t, n, f) } -> std::same_as<Tensor>;  // SiLU(group_norm(...)) in one pass
+    { B::upsample_nearest(t, std::array<std::int64_t, 3>{}, true) } -> std::same_as<Tensor>;  // causal: frame 0 in space only
+    { B::blend(t, t, n) } -> std::same_as<Tensor>;  // tile seam cross-fade along a dim
+    { B::assign(t, t) } -> std::same_as<void>;      // write into a view
+    { B::clamp(t, f, f) } -> std::same_as<Tensor>;
+    { B::exp(t) } -> std::same_as<Tensor>;
+};
+
+}  // namespace hyvideo

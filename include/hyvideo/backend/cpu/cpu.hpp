@@ -1,0 +1,96 @@
+#pragma once
+// hyvideo::cpu, the CPU backend: f32 activations, GEMM through oneDNN (Eigen where oneDNN is absent),
+// elementwise kernels parallelised with OpenMP.
+#include <vector>
+
+#include "hyvideo/backend/backend.hpp"
+#include "hyvideo/backend/cpu/elementwise.hpp"
+#include "hyvideo/backend/cpu/linear.hpp"
+#include "hyvideo/backend/cpu/modulate.hpp"
+#include "hyvideo/backend/cpu/norm.hpp"
+#include "hyvideo/backend/cpu/reduce.hpp"
+#include "hyvideo/backend/cpu/attention.hpp"
+#include "hyvideo/backend/cpu/rope.hpp"
+#include "hyvideo/backend/cpu/timestep.hpp"
+// VAE
+#include "hyvideo/backend/cpu/blend.hpp"
+#include "hyvideo/backend/cpu/conv3d.hpp"
+#include "hyvideo/backend/cpu/group_norm.hpp"
+#include "hyvideo/backend/cpu/resample.hpp"
+#include "hyvideo/backend/cpu/unary.hpp"
+
+namespace hyvideo {
+
+struct cpu {
+    static constexpr Device device = Device::cpu;
+
+    static Tensor empty(const Shape& s, DType t = DType::f32) { return Tensor::empty(s, t); }
+    static Tensor zeros(const Shape& s) { return Tensor::zeros(s); }
+    static Tensor upload(const Tensor& host) {
+        HYVIDEO_CHECK(host.device() == Device::cpu, "cpu::upload: expected a host tensor");
+        return host;
+    }
+    static Tensor download(const Tensor& t) { return t; }
+    // f32 weights stay where they are (a mapped file stays mapped: zero copy); other float types are
+    // converted to f32 once, at load.
+    static Tensor weight(const Tensor& stored) {
+        HYVIDEO_CHECK(is_floating(stored.dtype()), "weight of type ", dtype_name(stored.dtype()));
+        return stored.dtype() == DType::f32 ? stored.contiguous() : stored.to(DType::f32);
+    }
+    static Tensor contiguous(const Tensor& t) { return t.contiguous(); }
+    static Tensor cast(const Tensor& t, DType d) { return t.dtype() == d ? t : t.to(d); }
+    static Tensor to_float(const Tensor& t) { return t.dtype() == DType::f32 ? t : t.to(DType::f32); }
+    static Tensor cat(const std::vector<Tensor>& parts, std::int64_t dim) { return cpu_detail::cat(parts, dim); }
+
+    static Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) { return cpu_detail::linear(x, w, b); }
+
+    static Tensor silu(const Tensor& x) { return cpu_detail::silu(x); }
+    static Tensor gelu_tanh(const Tensor& x) { return cpu_detail::gelu_tanh(x); }
+    static Tensor add(const Tensor& a, const Tensor& b) { return cpu_detail::add(a, b); }
+    static Tensor sub(const Tensor& a, const Tensor& b) { return cpu_detail::sub(a, b); }
+    static Tensor mul(const Tensor& a, const Tensor& b) { return cpu_detail::mul(a, b); }
+    static Tensor scale(const Tensor& a, float s) { return cpu_detail::scale(a, s); }
+
+    static Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps) {
+        return cpu_detail::layer_norm(x, w, b, eps);
+    }
+    static Tensor rms_norm(const Tensor& x, const Tensor& w, float eps) { return cpu_detail::rms_norm(x, w, eps); }
+    static Tensor modulate(const Tensor& x, const Tensor& shift, const Tensor& scale) {
+        return cpu_detail::modulate(x, shift, scale);
+    }
+    static Tensor gated_add(const Tensor& x, const Tensor& y, const Tensor& gate) {
+        return cpu_detail::gated_add(x, y, gate);
+    }
+    static Tensor apply_rope(const Tensor& x, const Tensor& cos, const Tensor& sin) {
+        return cpu_detail::apply_rope(x, cos, sin);
+    }
+    static Tensor masked_mean(const Tensor& x, const Tensor& w) { return cpu_detail::masked_mean(x, w); }
+    static Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask, float scale) {
+        return cpu_detail::attention(q, k, v, mask, scale);
+    }
+    static Tensor timestep_embedding(const Tensor& t, std::int64_t dim, float max_period) {
+        return cpu_detail::timestep_embedding(t, dim, max_period);
+    }
+
+    // VAE
+    static Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv3dSpec& spec) {
+        return cpu_detail::conv3d(x, w, b, spec);
+    }
+    static Tensor group_norm(const Tensor& x, const Tensor& w, const Tensor& b, std::int64_t groups, float eps) {
+        return cpu_detail::group_norm(x, w, b, groups, eps, false);
+    }
+    static Tensor group_norm_silu(const Tensor& x, const Tensor& w, const Tensor& b, std::int64_t groups, float eps) {
+        return cpu_detail::group_norm(x, w, b, groups, eps, true);
+    }
+    static Tensor upsample_nearest(const Tensor& x, std::array<std::int64_t, 3> factor, bool causal) {
+        return cpu_detail::upsample_nearest(x, factor, causal);
+    }
+    static Tensor blend(const Tensor& a, const Tensor& b, std::int64_t dim) { return cpu_detail::blend(a, b, dim); }
+    static void assign(const Tensor& dst, const Tensor& src) { cpu_detail::assign(dst, src); }
+    static Tensor clamp(const Tensor& x, float lo, float hi) { return cpu_detail::clamp(x, lo, hi); }
+    static Tensor exp(const Tensor& x) { return cpu_detail::exp(x); }
+};
+
+static_assert(Backend<cpu>);
+
+}  // namespace hyvideo

@@ -1,0 +1,48 @@
+#pragma once
+// The registry of golden cases: case name -> the implementation that reproduces it on backend B.
+// A case listed in known_cases() but without an implementation yet is reported as such.
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hyvideo/golden/cases/dit_blocks.hpp"
+#include "hyvideo/golden/cases/rope3d.hpp"
+#include "hyvideo/golden/cases/scheduler.hpp"
+#include "hyvideo/golden/cases/small_layers.hpp"
+#include "hyvideo/golden/cases/timestep_embedder.hpp"
+#include "hyvideo/golden/cases/transformer.hpp"
+
+namespace hyvideo::golden {
+
+using CaseFn = std::function<CaseResult(const Fixture&)>;
+
+template <Backend B>
+const std::map<std::string, CaseFn>& case_registry() {
+    static const std::map<std::string, CaseFn> registry = {
+        {"rope3d", run_rope3d<B>},
+        {"timestep_embedder", run_timestep_embedder<B>},
+        {"small_layers", run_small_layers<B>},
+        {"scheduler", run_scheduler<B>},
+        {"token_refiner", run_token_refiner<B>},
+        {"double_block", run_double_block<B>},
+        {"single_block", run_single_block<B>},
+        {"transformer_tiny", run_transformer_tiny<B>},
+        {"i2v_token_replace", [](const Fixture& f) { return CaseResult{{{"forward", i2v_forward<B>(f)}}, {}}; }},
+        {"i2v_latent_concat", [](const Fixture& f) { return CaseResult{{{"forward", i2v_forward<B>(f)}}, {}}; }},
+    };
+    return registry;
+}
+
+// Every case the reference fixtures define (tests/data/golden/README.md).
+inline const std::vector<std::string>& known_cases() {
+    static const std::vector<std::string> cases = {
+        "rope3d",       "timestep_embedder", "small_layers",     "token_refiner",     "double_block",
+        "single_block", "transformer_tiny",  "scheduler",        "vae_blocks",        "vae_tiny",
+        "vae_tiled",    "pipeline_tiny",     "i2v_token_replace", "i2v_latent_concat",
+    };
+    return cases;
+}
+
+}  // namespace hyvideo::golden

@@ -1,0 +1,187 @@
+#pragma once
+// HYVideoDiffusionTransformer (official modules/models.py): the HunyuanVideo DiT, built from the
+// block components. The structure is fixed at compile time (attention, QK-norm, positional
+// embedding, text input path, HunyuanVideo's choices as defaults); sizes come from HYVideoConfig.
+//
+//   vec = time_in(t) + vector_in(text_states_2) [+ guidance_in(guidance)]
+//   img = img_in(x);  txt = txt_in(text_states, t, text_mask)
+//   double blocks on (img, txt) -> single blocks on [img; txt] -> final_layer(img) -> unpatchify
+#include <array>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "hyvideo/models/config.hpp"
+#include "hyvideo/models/double_stream_block.hpp"
+#include "hyvideo/models/final_layer.hpp"
+#include "hyvideo/models/single_stream_block.hpp"
+#include "hyvideo/models/text_projection.hpp"
+#include "hyvideo/models/token_refiner.hpp"
+#include "hyvideo/nn/mlp_embedder.hpp"
+#include "hyvideo/nn/patch_embed.hpp"
+#include "hyvideo/nn/timestep_embedder.hpp"
+
+namespace hyvideo {
+
+// The model's inputs, as the official forward takes them.
+struct DiTInputs {
+    Tensor x;              // [B, in_channels, T, H, W] latents (noisy; + image latent and mask for latent_concat)
+    Tensor t;              // [B] timesteps, 1000·σ
+    Tensor text_states;    // [B, L, text_states_dim]
+    Tensor text_mask;      // [B, L] int64, 1 = valid (a prefix)
+    Tensor text_states_2;  // [B, text_states_dim_2]
+    Tensor guidance;       // [B], required when guidance_embed (embedded_cfg_scale · 1000)
+};
+
+template <Backend B, class Attention = VarlenAttention, template <class> class QKNorm = RMSNorm,
+          class PosEmb = Rope3DEmbedding, template <class> class TextIn = SingleTokenRefiner>
+struct HYVideoDiffusionTransformer {
+    using backend = B;
+    using DoubleBlock = MMDoubleStreamBlock<B, Attention, QKNorm, PosEmb>;
+    using SingleBlock = MMSingleStreamBlock<B, Attention, QKNorm, PosEmb>;
+
+    HYVideoConfig config;
+    PatchEmbed<B> img_in;
+    TextIn<B> txt_in;
+    TimestepEmbedder<B> time_in;
+    MLPEmbedder<B> vector_in;
+    TimestepEmbedder<B> guidance_in;  // only with guidance_embed
+    std::vector<DoubleBlock> double_blocks;
+    std::vector<SingleBlock> single_blocks;
+    FinalLayer<B> final_layer;
+
+    // Builds the structure without touching weight memory: parameter_list() of a fresh model is the
+    // checkpoint's manifest, and load_weights() fills it.
+    explicit HYVideoDiffusionTransformer(const HYVideoConfig& cfg)
+        : config(cfg), img_in(cfg.patch_size, cfg.in_channels, cfg.hidden_size), txt_in(make_text_in(cfg)),
+          time_in(cfg.hidden_size), vector_in(cfg.text_states_dim_2, cfg.hidden_size), guidance_in(cfg.hidden_size),
+          final_layer(cfg.hidden_size, cfg.patch_size, cfg.out_channels) {
+        cfg.validate();
+        constexpr bool has_qk_norm = !std::is_same_v<QKNorm<B>, NoQKNorm<B>>;
+        HYVIDEO_CHECK(cfg.qk_norm == has_qk_norm,
+                      "config qk_norm=", cfg.qk_norm, " does not match the QK-norm type this model was built with");
+        if constexpr (std::is_same_v<QKNorm<B>, RMSNorm<B>>)
+            HYVIDEO_CHECK(cfg.qk_norm_type == "rms", "config qk_norm_type '", cfg.qk_norm_type,
+                          "' but this model type uses RMSNorm");
+        for (std::int64_t i = 0; i < cfg.mm_double_blocks_depth; ++i)
+            double_blocks.emplace_back(cfg.hidden_size, cfg.heads_num, cfg.mlp_width_ratio, cfg.qkv_bias);
+        for (std::int64_t i = 0; i < cfg.mm_single_blocks_depth; ++i)
+            single_blocks.emplace_back(cfg.hidden_size, cfg.heads_num, cfg.mlp_width_ratio);
+    }
+
+    template <class V>
+    void parameters(const std::string& prefix, V&& visit) {
+        img_in.parameters(prefix + "img_in.", visit);
+        txt_in.parameters(prefix + "txt_in.", visit);
+        time_in.parameters(prefix + "time_in.", visit);
+        vector_in.parameters(prefix + "vector_in.", visit);
+        if (config.guidance_embed) guidance_in.parameters(prefix + "guidance_in.", visit);
+        for (std::size_t i = 0; i < double_blocks.size(); ++i)
+            double_blocks[i].parameters(prefix + "double_blocks." + std::to_string(i) + ".", visit);
+        for (std::size_t i = 0; i < single_blocks.size(); ++i)
+            single_blocks[i].parameters(prefix + "single_blocks." + std::to_string(i) + ".", visit);
+        final_layer.parameters(prefix + "final_layer.", visit);
+    }
+
+    // Latent grid after patching: (T/pt, H/ph, W/pw), which is also the RoPE grid.
+    std::array<std::int64_t, 3> token_grid(const Shape& x_shape) const {
+        return {x_shape[2] / config.patch_size[0], x_shape[3] / config.patch_size[1], x_shape[4] / config.patch_size[2]};
+    }
+
+    // The RoPE tables for a latent of shape [B, C, T, H, W] (official get_rotary_pos_embed).
+    RopeTables rope_tables(const Shape& x_shape) const {
+        const auto g = token_grid(x_shape);
+        const RopeTables host = rope3d_tables(config.rope_dim_list, {g[0], g[1], g[2]}, config.rope_theta);
+        return {B::upload(host.cos), B::upload(host.sin)};
+    }
+
+    // The velocity prediction [B, out_channels, T, H, W].
+    Tensor forward(const DiTInputs& in) const { return forward(in, rope_tables(in.x.shape())); }
+
+    Tensor forward(const DiTInputs& in, const RopeTables& rope) const {
+        check_inputs(in);
+        const std::int64_t N = in.x.size(0);
+        const auto grid = token_grid(in.x.shape());
+
+        BlockContext ctx;
+        const Tensor clip = vector_in.forward(in.text_states_2);
+        ctx.vec = B::add(time_in.forward(in.t), clip);
+        if (config.i2v_condition_type == "token_replace") {
+            // The first latent frame is the clean image: its tokens are modulated as at t = 0, and
+            // without the guidance term (HunyuanVideo-I2V).
+            ctx.vec_tr = B::add(time_in.forward(B::zeros({N})), clip);
+            ctx.tr_tokens = grid[1] * grid[2];
+        }
+        if (config.guidance_embed) ctx.vec = B::add(ctx.vec, guidance_in.forward(in.guidance));
+
+        Tensor img = img_in.forward(in.x);
+        Tensor txt = txt_in.forward(in.text_states, in.t, config.use_attention_mask ? in.text_mask : Tensor{});
+        const std::int64_t Li = img.size(1), Lt = txt.size(1);
+        HYVIDEO_CHECK(rope.cos.defined() && rope.cos.size(0) == Li, "RoPE tables for ",
+                      rope.cos.defined() ? rope.cos.size(0) : 0, " tokens, the latent has ", Li);
+        ctx.rope = rope;
+        ctx.layout = token_layout(in.text_mask, Li, Lt);
+
+        for (const auto& blk : double_blocks) std::tie(img, txt) = blk.forward(img, txt, ctx);
+        Tensor x = B::cat({img, txt}, 1);
+        for (const auto& blk : single_blocks) x = blk.forward(x, ctx);
+        const Tensor y = final_layer.forward(x.slice(1, 0, Li), ctx.vec);
+        return unpatchify<B>(y, config.out_channels, grid, config.patch_size);
+    }
+
+    // Valid tokens per sample: all image tokens plus the valid text (official get_cu_seqlens, which
+    // counts the mask's ones and relies on right padding).
+    static TokenLayout token_layout(const Tensor& text_mask, std::int64_t img_len, std::int64_t txt_len) {
+        TokenLayout layout{img_len, {}};
+        const Tensor m = B::download(text_mask);
+        HYVIDEO_CHECK(m.dim() == 2 && m.size(1) == txt_len, "text_mask ", shape_str(m.shape()), " for ", txt_len,
+                      " text tokens");
+        const auto v = m.to_vector();
+        for (std::int64_t b = 0; b < m.size(0); ++b) {
+            std::int64_t n = 0;
+            for (std::int64_t l = 0; l < txt_len; ++l) n += v[b * txt_len + l] != 0.0f;
+            layout.valid_len.push_back(img_len + n);
+        }
+        return layout;
+    }
+
+private:
+    static TextIn<B> make_text_in(const HYVideoConfig& cfg) {
+        if constexpr (std::is_same_v<TextIn<B>, SingleTokenRefiner<B>>) {
+            HYVIDEO_CHECK(cfg.text_projection == "single_refiner", "config text_projection '", cfg.text_projection,
+                          "' but this model type uses the single_refiner");
+            return TextIn<B>(cfg.text_states_dim, cfg.hidden_size, cfg.heads_num, cfg.refiner_depth,
+                             cfg.mlp_width_ratio, cfg.qkv_bias);
+        } else {
+            HYVIDEO_CHECK(cfg.text_projection == "linear", "config text_projection '", cfg.text_projection,
+                          "' but this model type uses the linear TextProjection");
+            return TextIn<B>(cfg.text_states_dim, cfg.hidden_size);
+        }
+    }
+
+    void check_inputs(const DiTInputs& in) const {
+        HYVIDEO_CHECK(in.x.defined() && in.x.dim() == 5 && in.x.size(1) == config.in_channels,
+                      "DiT input x must be [B, ", config.in_channels, ", T, H, W], got ",
+                      in.x.defined() ? shape_str(in.x.shape()) : "nothing");
+        const std::int64_t N = in.x.size(0);
+        const auto g = token_grid(in.x.shape());
+        HYVIDEO_CHECK(g[0] > 0 && g[1] > 0 && g[2] > 0 && in.x.size(3) % config.patch_size[1] == 0 &&
+                          in.x.size(4) % config.patch_size[2] == 0,
+                      "latent ", shape_str(in.x.shape()), " does not divide into patches ",
+                      shape_str({config.patch_size.begin(), config.patch_size.end()}));
+        HYVIDEO_CHECK(in.t.defined() && in.t.shape() == Shape{N}, "t must be [", N, "]");
+        HYVIDEO_CHECK(in.text_states.defined() && in.text_states.dim() == 3 && in.text_states.size(0) == N &&
+                          in.text_states.size(2) == config.text_states_dim,
+                      "text_states must be [", N, ", L, ", config.text_states_dim, "], got ",
+                      in.text_states.defined() ? shape_str(in.text_states.shape()) : "nothing");
+        HYVIDEO_CHECK(in.text_mask.defined() && in.text_mask.shape() == (Shape{N, in.text_states.size(1)}),
+                      "text_mask must be [", N, ", ", in.text_states.size(1), "]");
+        HYVIDEO_CHECK(in.text_states_2.defined() && in.text_states_2.shape() == (Shape{N, config.text_states_dim_2}),
+                      "text_states_2 must be [", N, ", ", config.text_states_dim_2, "]");
+        if (config.guidance_embed)
+            HYVIDEO_CHECK(in.guidance.defined() && in.guidance.shape() == Shape{N},
+                          "this model embeds guidance: guidance must be [", N, "] (embedded_cfg_scale·1000)");
+    }
+};
+
+}  // namespace hyvideo

@@ -1,0 +1,41 @@
+#pragma once
+// Attention as a swappable part of the blocks.
+//
+// An attention policy turns q, k, v [B, S, H, D] into [B, S, H, D] given the batch's token layout
+// (how many leading tokens of each sample are valid). HunyuanVideo's choice is VarlenAttention, the
+// semantics of its flash-attn varlen call; FullAttention ignores padding, for ablations.
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "hyvideo/backend/attention_mask.hpp"
+#include "hyvideo/backend/backend.hpp"
+
+namespace hyvideo {
+
+// Valid tokens per sample of a joint sequence: image tokens plus the unpadded text prefix.
+struct TokenLayout {
+    std::int64_t img_len = 0;              // image tokens, first in every sequence
+    std::vector<std::int64_t> valid_len;   // per sample: img_len + valid text tokens
+};
+
+// Valid (image + unpadded text) tokens attend only to valid tokens; padded text attends only among
+// itself and never reaches a valid token (official get_cu_seqlens + flash_attn_varlen_func).
+struct VarlenAttention {
+    template <Backend B>
+    static Tensor apply(const Tensor& q, const Tensor& k, const Tensor& v, const TokenLayout& layout) {
+        const float scale = 1.0f / std::sqrt(static_cast<float>(q.size(3)));
+        return B::attention(q, k, v, AttentionMask::segments(layout.valid_len), scale);
+    }
+};
+
+// Every token attends every token, padding included: an ablation of the masking.
+struct FullAttention {
+    template <Backend B>
+    static Tensor apply(const Tensor& q, const Tensor& k, const Tensor& v, const TokenLayout&) {
+        const float scale = 1.0f / std::sqrt(static_cast<float>(q.size(3)));
+        return B::attention(q, k, v, AttentionMask::full(), scale);
+    }
+};
+
+}  // namespace hyvideo

@@ -1,0 +1,35 @@
+#pragma once
+// Shared by the golden tests: run a fixture through the same runner as `hyvideo golden` and check
+// every output (or, for the I2V cases whose pipeline outputs belong to the pipeline tests, the
+// named ones, while still requiring that each named output exists in the fixture).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "hyvideo/backend/cpu/cpu.hpp"
+#include "hyvideo/golden/runner.hpp"
+
+inline std::string golden_path(const std::string& name) {
+    return std::string(HYVIDEO_TEST_DATA_DIR) + "/golden/" + name + ".safetensors";
+}
+
+inline void check_fixture(const std::string& name, const std::vector<std::string>& only = {}) {
+    const auto rep = hyvideo::golden::run_fixture<hyvideo::cpu>(golden_path(name));
+    INFO("case ", name, ": ", rep.error);
+    CHECK_FALSE(rep.outputs.empty());
+    std::size_t checked = 0;
+    for (const auto& o : rep.outputs) {
+        if (!only.empty() && std::find(only.begin(), only.end(), o.output) == only.end()) continue;
+        INFO(name, " output ", o.output, " rel_l2 ", o.cmp.rel_l2, " max_abs ", o.cmp.max_abs, " ", o.problem);
+        CHECK(o.pass);
+        ++checked;
+    }
+    if (only.empty()) {
+        CHECK(rep.error.empty());
+        CHECK(rep.passed());
+    } else {
+        CHECK(checked == only.size());
+    }
+}
