@@ -6,6 +6,7 @@
 // and caches the oneDNN primitive), reported as GFLOP/s = 2·M·N·K / time. Shapes are M×N×K.
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -60,13 +61,22 @@ void run_once(const Shape& s, Operands& o, bool bf16) {
                                   0.0f, o.c.data(), s.N);
 }
 
-double median_gflops(const Shape& s, Operands& o, bool bf16, int runs) {
+// Wall and process CPU time of all timed runs: on a shared machine their ratio shows how much of
+// the cores the benchmark actually had.
+struct TimeSpent {
+    double wall = 0, cpu = 0;
+};
+
+double median_gflops(const Shape& s, Operands& o, bool bf16, int runs, TimeSpent& spent) {
     run_once(s, o, bf16);  // warm-up: primitive creation, page faults, caches
     std::vector<double> seconds;
     for (int r = 0; r < runs; ++r) {
+        const std::clock_t c0 = std::clock();
         const auto t0 = std::chrono::steady_clock::now();
         run_once(s, o, bf16);
         seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        spent.cpu += double(std::clock() - c0) / CLOCKS_PER_SEC;
+        spent.wall += seconds.back();
     }
     std::nth_element(seconds.begin(), seconds.begin() + runs / 2, seconds.end());
     return 2.0 * double(s.M) * double(s.N) * double(s.K) / seconds[static_cast<std::size_t>(runs / 2)] * 1e-9;
@@ -108,6 +118,7 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < engines.size() * 2; ++i) std::printf("%s|", std::string(13, '-').c_str());
     std::printf("\n");
 
+    TimeSpent spent;
     for (const Shape& s : shapes) {
         Operands o = make_operands(s);
         std::printf("| %-24s |", s.name);
@@ -115,10 +126,14 @@ int main(int argc, char** argv) {
         for (GemmEngine e : engines) {
             hyvideo::cpu_detail::set_gemm_engine(e);
             for (bool bf16 : {false, true}) {
-                std::printf(" %11.0f |", median_gflops(s, o, bf16, runs));
+                std::printf(" %11.0f |", median_gflops(s, o, bf16, runs, spent));
                 std::fflush(stdout);
             }
         }
         std::printf("\n");
     }
+    // Below 100% other processes took turns on our cores and the figures are low by about as much
+    // (OpenMP threads spin at barriers, so contention can cost more than its share).
+    std::printf("\nCPU share: the timed runs used %.0f%% of %d cores' wall time\n",
+                100.0 * spent.cpu / (spent.wall * hyvideo::num_threads()), hyvideo::num_threads());
 }

@@ -15,7 +15,7 @@ mark_as_advanced(HYVIDEO_INSTALL_CMAKEDIR)
 # exported target would name targets the consumer does not have. Fail here, at configure time, rather
 # than in a consumer's build when a dependency is added to hyvideoDependencies.cmake and not there.
 set(_hyvideo_found_by_config Eigen3::Eigen nlohmann_json::nlohmann_json fmt::fmt OpenMP::OpenMP_CXX
-                             Threads::Threads DNNL::dnnl)
+                             Threads::Threads DNNL::dnnl PkgConfig::HYVIDEO_FFMPEG)
 get_target_property(_hyvideo_links hyvideo INTERFACE_LINK_LIBRARIES)
 foreach(_lib IN LISTS _hyvideo_links)
   if(_lib MATCHES "::" AND NOT _lib IN_LIST _hyvideo_found_by_config)

@@ -1,5 +1,8 @@
 // The hyvideo command line. Subcommands:
+//   generate         make a video (text-to-video, image-to-video); the built-in model without weights
 //   golden FILE...   reproduce reference fixtures and report each output's error
+//   inspect FILE...  describe checkpoints (layout, model, config, missing tensors)
+//   convert IN OUT   any checkpoint layout to safetensors with official names (bf16/f16/fp8)
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -11,6 +14,9 @@
 #include "hyvideo/backend/cpu/cpu.hpp"
 #include "hyvideo/core/parallel.hpp"
 #include "hyvideo/golden/runner.hpp"
+#include "generate.hpp"
+#include "convert.hpp"
+#include "inspect.hpp"
 
 namespace {
 
@@ -37,6 +43,14 @@ int main(int argc, char** argv) {
     int threads = 0;
     app.add_option("--threads", threads, "CPU threads (default: all cores)");
 
+    hyvideo::cli::GenerateArgs gen;
+    auto* generate = hyvideo::cli::add_generate(app, gen);
+
+    hyvideo::cli::InspectArgs inspect_args;
+    auto* inspect = hyvideo::cli::add_inspect(app, inspect_args);
+    hyvideo::cli::ConvertArgs convert_args;
+    auto* convert = hyvideo::cli::add_convert(app, convert_args);
+
     std::vector<std::string> files;
     auto* golden = app.add_subcommand("golden", "Reproduce golden fixtures; exit 1 unless every output passes");
     golden->add_option("files", files, "fixture files (*.safetensors)")->required();
@@ -45,6 +59,9 @@ int main(int argc, char** argv) {
     if (threads > 0) hyvideo::set_num_threads(threads);
 
     try {
+        if (*generate) return hyvideo::cli::run_generate(gen);
+        if (*inspect) return hyvideo::cli::run_inspect(inspect_args);
+        if (*convert) return hyvideo::cli::run_convert(convert_args);
         if (*golden) {
             bool ok = true;
             fmt::print("{:<20} {:<22} {:>12} {:>12}  {}\n", "case", "output", "rel_l2", "max_abs", "result");

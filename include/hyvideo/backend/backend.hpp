@@ -45,14 +45,16 @@ concept Backend = requires(const Tensor& t, const Shape& s, float f, std::int64_
     { B::gated_add(t, t, t) } -> std::same_as<Tensor>;
     // reductions and attention
     { B::masked_mean(t, t) } -> std::same_as<Tensor>;
+    { B::sample_std(t) } -> std::same_as<std::vector<double>>;  // unbiased, per sample, on the host
     { B::attention(t, t, t, m, f) } -> std::same_as<Tensor>;  // q, k, v [B, S, H, D] -> [B, S, H, D]
     // positional and time embeddings
     { B::apply_rope(t, t, t) } -> std::same_as<Tensor>;
     { B::timestep_embedding(t, n, f) } -> std::same_as<Tensor>;
     // VAE
-    { B::conv3d(t, t, t, Conv3dSpec{}) } -> std::same_as<Tensor>;  // x [N, C, T, H, W], weight, bias (optional)
-    { B::group_norm(t, t, t, n, f) } -> std::same_as<Tensor>;       // x [N, C, ...], groups, eps
-    { B::group_norm_silu(t, t, t, n, f) } -> std::same_as<Tensor>;  // SiLU(group_norm(...)) in one pass
+    { B::conv3d(t, t, t, Conv3dSpec{}, Conv3dFusion{}) } -> std::same_as<Tensor>;  // x [N, C, T, H, W], weight, bias
+    { B::group_norm(t, t, t, n, f) } -> std::same_as<Tensor>;         // x [N, C, ...], groups, eps
+    { B::group_norm_silu(t, t, t, n, f) } -> std::same_as<Tensor>;    // SiLU(group_norm(...)) in one pass
+    { B::group_norm_affine(t, t, t, n, f) } -> std::same_as<Tensor>;  // [2, N, C]: the same as x·scale + shift
     { B::upsample_nearest(t, std::array<std::int64_t, 3>{}, true) } -> std::same_as<Tensor>;  // causal: frame 0 in space only
     { B::blend(t, t, n) } -> std::same_as<Tensor>;  // tile seam cross-fade along a dim
     { B::assign(t, t) } -> std::same_as<void>;      // write into a view

@@ -57,4 +57,15 @@ struct Conv3dSpec {
     }
 };
 
+// What a convolution computes around itself, so that the tensors in between never exist:
+//   on its input   x' = x·in_scale[n, c] + in_shift[n, c], then SiLU if in_silu — GroupNorm and the
+//                  activation after it (SPEC §7.2) — before the padding reads x' (replicate padding
+//                  copies mapped values, zero padding stays zero);
+//   on its output  y = conv(x') + bias + residual.
+struct Conv3dFusion {
+    Tensor in_scale, in_shift;  // [N, Cin] each, or both undefined: no map
+    bool in_silu = false;
+    Tensor residual;            // the output's shape, or undefined
+};
+
 }  // namespace hyvideo

@@ -8,11 +8,13 @@
 #include <vector>
 
 #include "hyvideo/golden/cases/dit_blocks.hpp"
+#include "hyvideo/golden/cases/pipeline.hpp"
 #include "hyvideo/golden/cases/rope3d.hpp"
 #include "hyvideo/golden/cases/scheduler.hpp"
 #include "hyvideo/golden/cases/small_layers.hpp"
 #include "hyvideo/golden/cases/timestep_embedder.hpp"
 #include "hyvideo/golden/cases/transformer.hpp"
+#include "hyvideo/golden/cases/vae.hpp"
 
 namespace hyvideo::golden {
 
@@ -29,8 +31,12 @@ const std::map<std::string, CaseFn>& case_registry() {
         {"double_block", run_double_block<B>},
         {"single_block", run_single_block<B>},
         {"transformer_tiny", run_transformer_tiny<B>},
-        {"i2v_token_replace", [](const Fixture& f) { return CaseResult{{{"forward", i2v_forward<B>(f)}}, {}}; }},
-        {"i2v_latent_concat", [](const Fixture& f) { return CaseResult{{{"forward", i2v_forward<B>(f)}}, {}}; }},
+        {"vae_blocks", run_vae_blocks<B>},
+        {"vae_tiny", run_vae_tiny<B>},
+        {"vae_tiled", run_vae_tiled<B>},
+        {"pipeline_tiny", run_pipeline_tiny<B>},
+        {"i2v_token_replace", run_i2v<B>},
+        {"i2v_latent_concat", run_i2v<B>},
     };
     return registry;
 }

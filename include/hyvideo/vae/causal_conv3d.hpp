@@ -38,7 +38,10 @@ struct Conv3d {
         return {stride, {pt, pt, ph, ph, pw, pw}, PadMode::zeros};
     }
 
-    Tensor forward(const Tensor& x) const { return B::conv3d(x, weight, bias, spec()); }
+    // `fusion`: an input map and a residual the backend applies as it reads and writes (Conv3dFusion).
+    Tensor forward(const Tensor& x, const Conv3dFusion& fusion = {}) const {
+        return B::conv3d(x, weight, bias, spec(), fusion);
+    }
 };
 
 template <Backend B>
@@ -55,8 +58,8 @@ struct CausalConv3d {
         conv.parameters(prefix + "conv.", visit);
     }
 
-    Tensor forward(const Tensor& x) const {
-        return B::conv3d(x, conv.weight, conv.bias, Conv3dSpec::causal(conv.kernel_size[0], conv.stride));
+    Tensor forward(const Tensor& x, const Conv3dFusion& fusion = {}) const {
+        return B::conv3d(x, conv.weight, conv.bias, Conv3dSpec::causal(conv.kernel_size[0], conv.stride), fusion);
     }
 };
 

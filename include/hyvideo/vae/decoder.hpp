@@ -79,7 +79,7 @@ struct DecoderCausal3D {
     Tensor forward(const Tensor& z) const {
         Tensor h = mid_block.forward(conv_in.forward(z));
         for (const auto& block : up_blocks) h = block.forward(std::move(h));
-        return conv_out.forward(conv_norm_out.forward_silu(h));
+        return conv_out.forward(h, conv_norm_out.silu_into_conv(h));
     }
 };
 

@@ -78,7 +78,7 @@ struct EncoderCausal3D {
         Tensor h = conv_in.forward(x);
         for (const auto& block : down_blocks) h = block.forward(std::move(h));
         h = mid_block.forward(h);
-        return conv_out.forward(conv_norm_out.forward_silu(h));
+        return conv_out.forward(h, conv_norm_out.silu_into_conv(h));
     }
 };
 

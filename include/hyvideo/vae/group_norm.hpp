@@ -33,6 +33,14 @@ struct GroupNorm {
     // SiLU(GroupNorm(x)), the pair every resnet and the encoder's and decoder's outputs apply, in one
     // pass over memory.
     Tensor forward_silu(const Tensor& x) const { return B::group_norm_silu(x, weight, bias, num_groups, eps); }
+
+    // SiLU(GroupNorm(x)) as the input map of the convolution that reads it: GroupNorm is a
+    // per-channel affine map once its statistics are known, so the convolution can apply it (and
+    // SiLU) while it stages its input, and the normalised activations never exist as a tensor.
+    Conv3dFusion silu_into_conv(const Tensor& x) const {
+        const Tensor map = B::group_norm_affine(x, weight, bias, num_groups, eps);  // [2, N, C]
+        return {map.select(0, 0), map.select(0, 1), true, {}};
+    }
 };
 
 }  // namespace hyvideo

@@ -54,14 +54,15 @@ struct CausalFrameAttention {
                       ", T, H, W], got ", shape_str(x.shape()));
         const std::int64_t N = x.size(0), T = x.size(2), H = x.size(3), W = x.size(4), L = T * H * W;
         const std::int64_t D = channels / heads;
-        // Tokens [N, L, C], materialised once for the three projections.
-        const Tensor s = B::contiguous(group_norm.forward(x).reshape({N, channels, L}).transpose(1, 2));
+        // Tokens [N, L, C] in (f, h, w) order: a view of channels-last activations, a copy otherwise.
+        auto tokens = [&](const Tensor& v) { return B::contiguous(v.permute({0, 2, 3, 4, 1})).reshape({N, L, channels}); };
+        const Tensor s = tokens(group_norm.forward(x));
         const Tensor q = to_q.forward(s).reshape({N, L, heads, D});
         const Tensor k = to_k.forward(s).reshape({N, L, heads, D});
         const Tensor v = to_v.forward(s).reshape({N, L, heads, D});
         const Tensor a = B::attention(q, k, v, AttentionMask::block_causal(H * W), 1.0f / std::sqrt(static_cast<float>(D)));
-        const Tensor o = to_out.forward(a.reshape({N, L, channels}));
-        return B::add(x.reshape({N, channels, L}), o.transpose(1, 2)).reshape(x.shape());
+        const Tensor out = B::add(tokens(x), to_out.forward(a.reshape({N, L, channels})));
+        return out.reshape({N, T, H, W, channels}).permute({0, 4, 1, 2, 3});  // channels-last
     }
 };
 

@@ -2,7 +2,7 @@
 // ResnetBlockCausal3D (official unet_causal_3d_blocks.py), as the VAE builds it: no time embedding,
 // output scale 1, no dropout at inference (SPEC §7.2).
 //
-//   h = conv2(SiLU(norm2(conv1(SiLU(norm1(x))))));   out = shortcut(x) + h
+//   out = shortcut(x) + conv2(SiLU(norm2(conv1(SiLU(norm1(x))))))
 //
 // conv1 and conv2 are k = 3 causal convolutions; conv_shortcut, a k = 1 one, exists only when the
 // block changes the channel count.
@@ -38,13 +38,15 @@ struct ResnetBlockCausal3D {
         if (conv_shortcut) conv_shortcut->parameters(prefix + "conv_shortcut.", visit);
     }
 
-    // x [N, in, T, H, W] -> [N, out, T, H, W]. Each intermediate is released as soon as the next
-    // exists: at the VAE's output resolution one activation is hundreds of megabytes.
+    // x [N, in, T, H, W] -> [N, out, T, H, W]. Each SiLU(GroupNorm(·)) is applied by the convolution
+    // that reads it and the residual is added by the one that writes the output, so besides the input
+    // and the output only conv1's result exists: at the VAE's output resolution one activation is
+    // hundreds of megabytes.
     Tensor forward(const Tensor& x) const {
-        Tensor h = conv1.forward(norm1.forward_silu(x));
-        h = norm2.forward_silu(h);
-        h = conv2.forward(h);
-        return B::add(conv_shortcut ? conv_shortcut->forward(x) : x, h);
+        const Tensor h = conv1.forward(x, norm1.silu_into_conv(x));
+        Conv3dFusion f = norm2.silu_into_conv(h);
+        f.residual = conv_shortcut ? conv_shortcut->forward(x) : x;
+        return conv2.forward(h, f);
     }
 };
 

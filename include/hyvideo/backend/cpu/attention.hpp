@@ -1,31 +1,33 @@
 #pragma once
 // Scaled dot-product attention on the CPU: out = softmax(q·kᵀ·scale, masked)·v for q, k, v [B, S, H, D].
 //
-// attention() is flash attention: it walks tiles of 64 queries against tiles of keys, keeping for
-// every query a running maximum and a running sum of the exponentials (online softmax), so a worker
-// holds O(D·64 + 64·key_tile) floats and no S×S matrix exists at any size (a 720p video is 118,800
-// tokens). Masks are key ranges per run of queries (attention_mask.hpp), so key tiles a mask hides
-// from a whole query tile are never computed.
+// attention() is flash attention: it walks tiles of 64 queries against tiles of 128 keys, keeping
+// for every query a running maximum and a running sum of the exponentials (online softmax), so a
+// worker holds O(D·64) floats whatever S is, and no S×S matrix exists at any size (a 720p video is
+// 118,800 tokens). Masks are key ranges per run of queries (attention_mask.hpp), so key tiles a
+// mask hides from a whole query tile are never computed.
 //
 // Layout. Inside a tile the queries are the vector lanes: the query tile is stored transposed
 // (Qᵀ, D × 64) and the scores as Sᵀ (keys × 64). Then
 //   Sᵀ[j][i] = Σ_d K[j][d]·Qᵀ[d][i]     and     Oᵀ[d][i] += Σ_j V[j][d]·Pᵀ[j][i]
-// are both "broadcast one scalar, multiply a row of lanes" products that read K and V in place,
-// whatever their row stride (a slice of a fused qkv projection is used without a copy), and the
-// softmax bookkeeping is per lane: the maximum and the sum over keys are elementwise operations
-// down the rows of Sᵀ, never horizontal reductions. Scores are kept in base 2 (q is pre-scaled by
-// scale·log2 e) so each probability is one exp2.
+// are both "broadcast one scalar of K or V, multiply a row of 64 lanes" products, and the softmax
+// bookkeeping is per lane: the maximum and the sum over keys are elementwise operations down the
+// rows of Sᵀ, never horizontal reductions. Scores are kept in base 2 (q is pre-scaled by
+// scale·log2 e) so each probability is one exp2. q, k, v may be strided views (a slice of a fused
+// qkv projection): queries are gathered into Qᵀ, and each key tile is copied into a small
+// contiguous buffer that then serves four query tiles.
 //
 // The products are register-blocked with GCC vector types, which the compiler maps to the widest
 // registers of the target. The same source is compiled three times, for the baseline x86-64 (SSE2,
 // also the code on other architectures), AVX2+FMA and AVX-512, and the widest one the CPU supports
-// is picked at run time (bench/bench_attention.cpp compares them; AVX-512 is about 4× the
-// baseline here). A tile of one kernel always produces the same bits, so results do not depend on
-// the thread count; the kernels differ from each other by rounding (FMA contraction).
+// is picked at run time: AVX-512 runs 4.5× faster than the baseline on the development machine
+// (bench/bench_attention.cpp). A tile of one kernel always produces the same bits, so results do
+// not depend on the thread count; the kernels differ from each other by rounding (FMA contraction).
 //
-// Why not the library GEMM for the tile products: oneDNN reaches 60-100 GFLOP/s per core on
-// 64-256 sized tiles (call overhead, packing per call), less than half of what the fused kernel
-// gets, and the softmax would still need its own pass over the scores.
+// Why not the library GEMM for the tile products: through oneDNN, the two tile products alone,
+// without any softmax, take longer than this whole kernel (the same benchmark times them), since
+// small products pay oneDNN's per-call overhead and packing, and the softmax would still need its
+// own pass over the scores.
 //
 // attention_naive() builds the explicit masked S×S score matrix per (batch, head), in double. It
 // is the reference for tests and fine for small problems only: its memory is S² doubles per thread.
@@ -37,6 +39,7 @@
 #include <cstring>
 #include <limits>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "hyvideo/backend/attention_mask.hpp"
@@ -111,9 +114,12 @@ namespace attention_internal {
 
 // ---- tiles and workspace -------------------------------------------------------------------------
 
-// Queries per tile: the lanes of the tile products (four AVX-512 vectors), and a unit of parallel
-// work small enough that a short sequence still splits between threads.
+// Queries per tile: the lanes of the tile products (four AVX-512 vectors).
 inline constexpr std::int64_t kQueryTile = 64;
+// Query tiles per job. Each key tile is copied once per job into a contiguous buffer and then
+// serves all of the job's query tiles: rows of a head inside [B, S, H, D] are H·D floats apart, a
+// multiple of 4 KiB for the DiT, so read in place they would all fall into the same few cache sets.
+inline constexpr std::int64_t kTilesPerJob = 4;
 // Keys per tile: Sᵀ (kKeyTile × 64 floats, 32 KiB) stays in L1 while Oᵀ += V·Pᵀ streams over it.
 inline constexpr std::int64_t kKeyTile = 128;
 
@@ -127,36 +133,50 @@ struct Problem {
     float log2_scale;  // scale·log2(e): scores are computed in base 2
 };
 
-// One query tile of one (sample, head) and the keys it may attend.
+// Up to kTilesPerJob·64 consecutive queries of one run of one (sample, head).
 struct Job {
     std::int64_t batch, head;
-    QueryRun tile;
-    const std::uint8_t* key_filter;  // indexed by key; set when tile.filtered
+    QueryRun queries;
+    const std::uint8_t* key_filter;  // indexed by key; set when queries.filtered
 };
 
-// A worker's scratch memory, reused by all its jobs: O(D·64 + 64·kKeyTile) floats, independent of S.
+// The state of one query tile while the key tiles go by.
+struct QueryTile {
+    float* q_t;      // [D][64]: the queries, transposed and multiplied by log2_scale
+    float* o_t;      // [D][64]: the unnormalised output, transposed
+    float* row_max;  // [64]: running maximum of each query's scores (base 2)
+    float* row_sum;  // [64]: running sum of 2^(score - row_max)
+};
+
+// A worker's scratch memory, reused by all its jobs: O(D·64) floats, independent of S (about
+// 420 KiB for D = 128, so it lives in L2).
 class Workspace {
 public:
     explicit Workspace(std::int64_t head_dim)
-        : memory_(Tensor::empty({(2 * head_dim + kKeyTile + 3) * kQueryTile})) {
-        float* base = memory_.data<float>();
-        q_t = base;
-        o_t = q_t + head_dim * kQueryTile;
-        s_t = o_t + head_dim * kQueryTile;
-        row_max = s_t + kKeyTile * kQueryTile;
-        row_sum = row_max + kQueryTile;
-        rescale = row_sum + kQueryTile;
+        : memory_(Tensor::empty({kTilesPerJob * (2 * head_dim + 2) * kQueryTile + kKeyTile * kQueryTile +
+                                 kQueryTile + 2 * kKeyTile * head_dim})) {
+        float* next = memory_.data<float>();
+        auto take = [&next](std::int64_t n) { return std::exchange(next, next + n); };
+        for (QueryTile& t : tiles) {
+            t.q_t = take(head_dim * kQueryTile);
+            t.o_t = take(head_dim * kQueryTile);
+            t.row_max = take(kQueryTile);
+            t.row_sum = take(kQueryTile);
+        }
+        s_t = take(kKeyTile * kQueryTile);
+        rescale = take(kQueryTile);
+        k_tile = take(kKeyTile * head_dim);
+        v_tile = take(kKeyTile * head_dim);
     }
 
-    float* q_t;      // [D][64]: the query tile, transposed and multiplied by log2_scale
-    float* o_t;      // [D][64]: the unnormalised output, transposed
+    QueryTile tiles[kTilesPerJob];
     float* s_t;      // [kKeyTile][64]: scores of a key tile, then their exponentials
-    float* row_max;  // [64]: running maximum of each query's scores (base 2)
-    float* row_sum;  // [64]: running sum of 2^(score - row_max)
     float* rescale;  // [64]: 2^(old max - new max), applied to row_sum and o_t
+    float* k_tile;   // [kKeyTile][D]: the key tile, contiguous
+    float* v_tile;   // [kKeyTile][D]: the value tile, contiguous
 
 private:
-    Tensor memory_;  // 64-byte aligned, so every 64-float row starts on a cache line
+    Tensor memory_;  // 64-byte aligned; every piece is a multiple of 64 floats long, so stays aligned
 };
 
 // ---- instruction sets ------------------------------------------------------------------------------
@@ -276,17 +296,18 @@ HYVIDEO_ATTENTION_INLINE float exp2_nonpositive(float x) {
     return std::bit_cast<float>(std::bit_cast<std::uint32_t>(p) + (n << 23));
 }
 
-// Folds a key tile's scores s_t (keys × 64, base 2) into the running softmax state and leaves the
-// tile's probabilities 2^(s - new max) in s_t. `allowed` (null: all keys) marks the keys a filtered
-// run may attend; the others get probability 0. Every loop runs down the keys with the 64 queries
-// as lanes, so each query's sum is accumulated in key order whatever the vector width.
-HYVIDEO_ATTENTION_INLINE void softmax_step(float* s_t, std::int64_t keys, const std::uint8_t* allowed,
-                                           Workspace& w) {
-    // The per-query state is copied into local arrays: through the workspace pointers the compiler
-    // would have to assume that it aliases the scores and would not vectorise.
+// Folds a key tile's scores s_t (keys × 64, base 2) into the running softmax state of a query
+// tile, leaves the tile's probabilities 2^(s - new max) in s_t and the factor that rescales the
+// earlier partial output in `rescale`. `allowed` (null: all keys) marks the keys a filtered run may
+// attend; the others get probability 0. Every loop runs down the keys with the 64 queries as lanes,
+// so each query's sum is accumulated in key order whatever the vector width.
+HYVIDEO_ATTENTION_INLINE void softmax_step(float* s_t, std::int64_t keys, const std::uint8_t* allowed, QueryTile& t,
+                                           float* rescale) {
+    // The running state is copied into local arrays: through the workspace pointers the compiler
+    // would have to assume that it aliases the scores, and would not vectorise.
     constexpr std::int64_t Q = kQueryTile;
     float new_max[Q], tile_sum[Q] = {};
-    std::copy_n(w.row_max, Q, new_max);
+    std::copy_n(t.row_max, Q, new_max);
     for (std::int64_t j = 0; j < keys; ++j) {
         if (allowed && !allowed[j]) continue;
         const float* s = s_t + j * Q;
@@ -305,13 +326,13 @@ HYVIDEO_ATTENTION_INLINE void softmax_step(float* s_t, std::int64_t keys, const 
         }
     }
     for (std::int64_t i = 0; i < Q; ++i) {
-        w.rescale[i] = exp2_nonpositive(w.row_max[i] - new_max[i]);
-        w.row_max[i] = new_max[i];
-        w.row_sum[i] = w.row_sum[i] * w.rescale[i] + tile_sum[i];
+        rescale[i] = exp2_nonpositive(t.row_max[i] - new_max[i]);
+        t.row_max[i] = new_max[i];
+        t.row_sum[i] = t.row_sum[i] * rescale[i] + tile_sum[i];
     }
 }
 
-// o_t (D × 64) *= rescale, per lane.
+// o_t (rows × 64) *= rescale, per lane.
 HYVIDEO_ATTENTION_INLINE void rescale_rows(float* o_t, std::int64_t rows, const float* rescale) {
     float r[kQueryTile];
     std::copy_n(rescale, kQueryTile, r);
@@ -319,7 +340,8 @@ HYVIDEO_ATTENTION_INLINE void rescale_rows(float* o_t, std::int64_t rows, const 
         for (std::int64_t i = 0; i < kQueryTile; ++i) o_t[d * kQueryTile + i] *= r[i];
 }
 
-// One job: a query tile of one (sample, head) against all the key tiles of its range.
+// One job: up to kTilesPerJob query tiles of one (sample, head) against all the key tiles of
+// their range.
 template <class Isa>
 HYVIDEO_ATTENTION_INLINE void run_job(const Problem& p, const Job& job, Workspace& w) {
     constexpr std::int64_t Q = kQueryTile;
@@ -328,37 +350,52 @@ HYVIDEO_ATTENTION_INLINE void run_job(const Problem& p, const Job& job, Workspac
     const float* k = p.k + job.batch * p.k_stride[0] + job.head * p.k_stride[2];
     const float* v = p.v + job.batch * p.v_stride[0] + job.head * p.v_stride[2];
     const std::int64_t q_row = p.q_stride[1], k_row = p.k_stride[1], v_row = p.v_stride[1];
-    const std::int64_t q0 = job.tile.begin, nq = job.tile.end - job.tile.begin;
+    const std::int64_t q_begin = job.queries.begin, q_end = job.queries.end;
+    const std::int64_t n_tiles = (q_end - q_begin + Q - 1) / Q;
 
-    // Lanes past the end of a short tile hold zero queries: they compute harmless finite values
-    // and are never written out.
-    if (nq < Q) std::fill_n(w.q_t, D * Q, 0.0f);
-    for (std::int64_t i = 0; i < nq; ++i) {
-        const float* row = q + (q0 + i) * q_row;
-        for (std::int64_t d = 0; d < D; ++d) w.q_t[d * Q + i] = row[d] * p.log2_scale;
+    for (std::int64_t t = 0; t < n_tiles; ++t) {
+        QueryTile& tile = w.tiles[t];
+        const std::int64_t q0 = q_begin + t * Q, nq = std::min(Q, q_end - q0);
+        // Lanes past the end of a short tile hold zero queries: they compute harmless finite
+        // values and are never written out.
+        if (nq < Q) std::fill_n(tile.q_t, D * Q, 0.0f);
+        for (std::int64_t i = 0; i < nq; ++i) {
+            const float* row = q + (q0 + i) * q_row;
+            for (std::int64_t d = 0; d < D; ++d) tile.q_t[d * Q + i] = row[d] * p.log2_scale;
+        }
+        std::fill_n(tile.o_t, D * Q, 0.0f);
+        std::fill_n(tile.row_max, Q, -std::numeric_limits<float>::infinity());
+        std::fill_n(tile.row_sum, Q, 0.0f);
     }
-    std::fill_n(w.o_t, D * Q, 0.0f);
-    std::fill_n(w.row_max, Q, -std::numeric_limits<float>::infinity());
-    std::fill_n(w.row_sum, Q, 0.0f);
 
-    for (std::int64_t j0 = job.tile.keys.begin; j0 < job.tile.keys.end; j0 += kKeyTile) {
-        const std::int64_t nk = std::min(kKeyTile, job.tile.keys.end - j0);
-        const std::uint8_t* allowed = job.tile.filtered ? job.key_filter + j0 : nullptr;
+    for (std::int64_t j0 = job.queries.keys.begin; j0 < job.queries.keys.end; j0 += kKeyTile) {
+        const std::int64_t nk = std::min(kKeyTile, job.queries.keys.end - j0);
+        const std::uint8_t* allowed = job.queries.filtered ? job.key_filter + j0 : nullptr;
         if (allowed && std::none_of(allowed, allowed + nk, [](std::uint8_t a) { return a != 0; })) continue;
-
-        // Sᵀ = K·Qᵀ: A(j, d) = K[j0 + j][d].
-        panel_product<typename Isa::scores, false>(nk, k + j0 * k_row, k_row, 1, w.q_t, D, w.s_t);
-        softmax_step(w.s_t, nk, allowed, w);
-        rescale_rows(w.o_t, D, w.rescale);
-        // Oᵀ += Vᵀ·Pᵀ: A(d, j) = V[j0 + j][d].
-        panel_product<typename Isa::output, true>(D, v + j0 * v_row, 1, v_row, w.s_t, nk, w.o_t);
+        for (std::int64_t j = 0; j < nk; ++j) {
+            std::copy_n(k + (j0 + j) * k_row, D, w.k_tile + j * D);
+            std::copy_n(v + (j0 + j) * v_row, D, w.v_tile + j * D);
+        }
+        for (std::int64_t t = 0; t < n_tiles; ++t) {
+            QueryTile& tile = w.tiles[t];
+            // Sᵀ = K·Qᵀ: A(j, d) = K[j][d].
+            panel_product<typename Isa::scores, false>(nk, w.k_tile, D, 1, tile.q_t, D, w.s_t);
+            softmax_step(w.s_t, nk, allowed, tile, w.rescale);
+            rescale_rows(tile.o_t, D, w.rescale);
+            // Oᵀ += Vᵀ·Pᵀ: A(d, j) = V[j][d].
+            panel_product<typename Isa::output, true>(D, w.v_tile, 1, D, w.s_t, nk, tile.o_t);
+        }
     }
 
-    float* out = p.out + ((job.batch * p.seq + q0) * p.heads + job.head) * D;
-    for (std::int64_t i = 0; i < nq; ++i) {
-        float* row = out + i * p.heads * D;
-        const float sum = w.row_sum[i];
-        for (std::int64_t d = 0; d < D; ++d) row[d] = w.o_t[d * Q + i] / sum;
+    for (std::int64_t t = 0; t < n_tiles; ++t) {
+        const QueryTile& tile = w.tiles[t];
+        const std::int64_t q0 = q_begin + t * Q, nq = std::min(Q, q_end - q0);
+        float* out = p.out + ((job.batch * p.seq + q0) * p.heads + job.head) * D;
+        for (std::int64_t i = 0; i < nq; ++i) {
+            float* row = out + i * p.heads * D;
+            const float sum = tile.row_sum[i];
+            for (std::int64_t d = 0; d < D; ++d) row[d] = tile.o_t[d * Q + i] / sum;
+        }
     }
 }
 
@@ -372,11 +409,18 @@ inline void run_job_portable(const Problem& p, const Job& job, Workspace& w) { r
 __attribute__((target("avx2,fma"))) inline void run_job_avx2(const Problem& p, const Job& job, Workspace& w) {
     run_job<Avx2>(p, job, w);
 }
-// prefer-vector-width=512: the auto-vectorised softmax loops would otherwise use 256-bit halves.
-__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma,prefer-vector-width=512"))) inline void run_job_avx512(
-    const Problem& p, const Job& job, Workspace& w) {
+// prefer-vector-width=512: GCC would vectorise the softmax loops with 256-bit halves otherwise.
+// Clang does not know the option (and would drop the whole attribute for it).
+#ifdef __clang__
+#define HYVIDEO_ATTENTION_AVX512 "avx512f,avx512vl,avx512bw,avx512dq,fma"
+#else
+#define HYVIDEO_ATTENTION_AVX512 "avx512f,avx512vl,avx512bw,avx512dq,fma,prefer-vector-width=512"
+#endif
+__attribute__((target(HYVIDEO_ATTENTION_AVX512))) inline void run_job_avx512(const Problem& p, const Job& job,
+                                                                             Workspace& w) {
     run_job<Avx512>(p, job, w);
 }
+#undef HYVIDEO_ATTENTION_AVX512
 #endif
 
 using JobFunction = void (*)(const Problem&, const Job&, Workspace&);
@@ -417,25 +461,24 @@ inline Dims check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, cons
 // The kernels read each token's head as D consecutive floats; a view strided along D is copied.
 inline Tensor unit_stride_heads(const Tensor& t) { return t.size(3) == 1 || t.stride(3) == 1 ? t : t.contiguous(); }
 
-// Query tiles of every run, for every head, most expensive first: workers take jobs in this order,
-// so the long ones (frame-causal masks make late frames the most expensive) do not end up last.
-// Among equals the tiles of one head follow each other, so a head's keys and values are still in
-// cache for the next job.
+// The jobs of every run and head, most expensive first: workers take them in this order, so the
+// long ones (frame-causal masks make late frames the most expensive) do not end up last. Among
+// equals the jobs of one head follow each other, so its keys and values are still in cache.
 inline std::vector<Job> make_jobs(const AttentionMask& mask, const Dims& dims) {
     std::vector<Job> jobs;
     for (std::int64_t b = 0; b < dims.batch; ++b) {
         const std::vector<QueryRun> runs = mask.runs(b, dims.seq);
         for (std::int64_t h = 0; h < dims.heads; ++h)
             for (const QueryRun& run : runs)
-                for (std::int64_t q0 = run.begin; q0 < run.end; q0 += kQueryTile) {
-                    QueryRun tile = run;
-                    tile.begin = q0;
-                    tile.end = std::min(run.end, q0 + kQueryTile);
-                    jobs.push_back({b, h, tile, run.filtered ? mask.key_filter(b) : nullptr});
+                for (std::int64_t q0 = run.begin; q0 < run.end; q0 += kTilesPerJob * kQueryTile) {
+                    QueryRun queries = run;
+                    queries.begin = q0;
+                    queries.end = std::min(run.end, q0 + kTilesPerJob * kQueryTile);
+                    jobs.push_back({b, h, queries, run.filtered ? mask.key_filter(b) : nullptr});
                 }
     }
     std::stable_sort(jobs.begin(), jobs.end(),
-                     [](const Job& x, const Job& y) { return x.tile.keys.size() > y.tile.keys.size(); });
+                     [](const Job& x, const Job& y) { return x.queries.keys.size() > y.queries.keys.size(); });
     return jobs;
 }
 
@@ -445,8 +488,8 @@ inline std::vector<Job> make_jobs(const AttentionMask& mask, const Dims& dims) {
 
 // Flash attention. q, k, v: [B, S, H, D] f32 views with any strides (a copy is made only of a view
 // that is strided along D); returns [B, S, H, D] contiguous. `scale` multiplies q·kᵀ (1/√D in the
-// DiT). Parallel over (sample, head, query tile); each tile is computed whole by one thread, so the
-// result is bitwise the same for every thread count.
+// DiT). Parallel over (sample, head, block of 256 queries); each block is computed whole by one
+// thread, so the result is bitwise the same for every thread count.
 inline Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const AttentionMask& mask,
                         float scale) {
     using namespace attention_internal;
@@ -469,8 +512,8 @@ inline Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_
     const std::vector<Job> jobs = make_jobs(mask, dims);
     const JobFunction run = job_function(attention_kernel());
 
-    // The chunks are workers that take jobs from a shared counter, which balances tiles of unequal
-    // cost; which worker computes a tile does not change its bits.
+    // The chunks are workers that take jobs from a shared counter, which balances jobs of unequal
+    // cost; which worker computes a job does not change its bits.
     const auto n_jobs = static_cast<std::int64_t>(jobs.size());
     const std::int64_t workers = std::min<std::int64_t>(num_threads(), n_jobs);
     std::atomic<std::int64_t> next{0};

@@ -1,6 +1,7 @@
 #pragma once
 // The seams of the tiled VAE (SPEC §7.7): the cross-fade of two overlapping tiles, and writing a
 // tile's kept part into the output.
+#include <algorithm>
 #include <cstdint>
 
 #include "hyvideo/backend/cpu/elementwise.hpp"
@@ -29,7 +30,8 @@ inline Tensor blend(const Tensor& a_in, const Tensor& b_in, std::int64_t dim) {
     const float* pa = a.data<const float>();
     const float* pb = b.data<const float>();
     float* po = out.data<float>();
-    parallel_for_chunks(0, outer * n, 4, [&](std::int64_t r0, std::int64_t r1) {
+    const std::int64_t grain = std::max<std::int64_t>(1, (std::int64_t{1} << 15) / inner);
+    parallel_for_chunks(0, outer * n, grain, [&](std::int64_t r0, std::int64_t r1) {
         for (std::int64_t r = r0; r < r1; ++r) {
             const double t = static_cast<double>(r % n) / static_cast<double>(n);
             const float wa = static_cast<float>(1.0 - t), wb = static_cast<float>(t);

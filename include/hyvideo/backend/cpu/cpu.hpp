@@ -65,6 +65,7 @@ struct cpu {
         return cpu_detail::apply_rope(x, cos, sin);
     }
     static Tensor masked_mean(const Tensor& x, const Tensor& w) { return cpu_detail::masked_mean(x, w); }
+    static std::vector<double> sample_std(const Tensor& x) { return cpu_detail::sample_std(x); }
     static Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask, float scale) {
         return cpu_detail::attention(q, k, v, mask, scale);
     }
@@ -73,14 +74,18 @@ struct cpu {
     }
 
     // VAE
-    static Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv3dSpec& spec) {
-        return cpu_detail::conv3d(x, w, b, spec);
+    static Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv3dSpec& spec,
+                         const Conv3dFusion& fusion = {}) {
+        return cpu_detail::conv3d(x, w, b, spec, fusion);
     }
     static Tensor group_norm(const Tensor& x, const Tensor& w, const Tensor& b, std::int64_t groups, float eps) {
         return cpu_detail::group_norm(x, w, b, groups, eps, false);
     }
     static Tensor group_norm_silu(const Tensor& x, const Tensor& w, const Tensor& b, std::int64_t groups, float eps) {
         return cpu_detail::group_norm(x, w, b, groups, eps, true);
+    }
+    static Tensor group_norm_affine(const Tensor& x, const Tensor& w, const Tensor& b, std::int64_t groups, float eps) {
+        return cpu_detail::group_norm_affine(x, w, b, groups, eps);
     }
     static Tensor upsample_nearest(const Tensor& x, std::array<std::int64_t, 3> factor, bool causal) {
         return cpu_detail::upsample_nearest(x, factor, causal);

@@ -1,59 +1,36 @@
 #pragma once
-// GroupNorm on [N, C, ...] f32 tensors (torch.nn.GroupNorm), optionally fused with the SiLU that
-// follows it in every block of the causal VAE.
+// GroupNorm on [N, C, ...] f32 tensors (torch.nn.GroupNorm), optionally followed by SiLU, and the
+// per-channel map it amounts to, for a convolution to apply while it reads its input.
 //
 // Statistics per sample and group of C/G channels, over those channels and every position: the
 // mean, then the biased variance around it (two passes in double, so a large mean costs no
-// precision), reduced channel by channel in channel order. Each channel's sum is computed whole by
-// one thread, so the result does not depend on the thread count. Normalisation is then the
-// per-channel affine map y = x·a_c + b_c with a_c = γ_c·rstd_g and b_c = β_c − mean_g·a_c (how
-// PyTorch's kernel applies it too), and with `silu` y·sigmoid(y) in the same pass.
+// precision). Sums are formed per channel (channels-first) or per block of 2048 pixels
+// (channels-last), each by one thread, and combined in a fixed order, so the result does not depend
+// on the thread count. Normalisation is then the per-channel affine map y = x·a_c + b_c with
+// a_c = γ_c·rstd_g and b_c = β_c − mean_g·a_c (how PyTorch's kernel applies it), computed in double
+// and rounded to float once.
 //
-// SiLU uses silu_fast(): an exp written as range reduction plus polynomial, which the compiler
-// vectorises (std::exp would be a scalar libm call per element, several times the cost of the rest
-// of the pass at the VAE's sizes). It is within 2 ulp of std::exp; results differ from the scalar
-// silu() in the last bits only.
+// Layouts: channels-first contiguous and channels-last (channels_last.hpp) tensors are read as they
+// are and the output keeps the input's layout; any other view is made contiguous first.
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
+#include "hyvideo/backend/cpu/channel_map.hpp"
+#include "hyvideo/backend/cpu/channels_last.hpp"
 #include "hyvideo/backend/cpu/elementwise.hpp"
 #include "hyvideo/core/parallel.hpp"
 #include "hyvideo/core/tensor.hpp"
 
 namespace hyvideo::cpu_detail {
 
-// e^x for finite x, within 2 ulp, overflow to +inf above ~88.7 and flush to 0 below ~-87.3, NaN
-// propagated; branch-free so that loops over it vectorise.
-inline float exp_fast(float x) {
-    constexpr float kLog2e = 1.44269504088896341f;
-    constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;  // ln 2 split (Cephes)
-    const float xc = std::min(std::max(x, -87.3f), 88.7f);
-    // n = round(x / ln 2) by the 1.5·2^23 trick (exact for |x·log2e| < 2^22).
-    const float n = (xc * kLog2e + 12582912.0f) - 12582912.0f;
-    const float r = (xc - n * kLn2Hi) - n * kLn2Lo;  // |r| <= ln2 / 2
-    // e^r by its degree-6 Taylor-like minimax polynomial (Cephes expf coefficients).
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    // Scale by 2^n in two halves, so that n = 128 (x near 88.7) does not overflow the exponent field.
-    const std::int32_t ni = static_cast<std::int32_t>(n);
-    const float half1 = std::bit_cast<float>(static_cast<std::int32_t>((ni / 2 + 127) << 23));
-    const float half2 = std::bit_cast<float>(static_cast<std::int32_t>((ni - ni / 2 + 127) << 23));
-    const float y = p * half1 * half2;
-    return x != x ? x : (x > 88.7f ? INFINITY : y);
-}
-
-// x·sigmoid(x) = x / (1 + e^−x).
-inline float silu_fast(float x) { return x / (1.0f + exp_fast(-x)); }
-
 namespace group_norm_internal {
+
+// Elements per parallel chunk of a pass: enough that waking a thread pays off.
+inline constexpr std::int64_t kGrain = std::int64_t{1} << 15;
+// Pixels per partial sum of a channels-last tensor.
+inline constexpr std::int64_t kPixelBlock = 2048;
 
 inline void check(const Tensor& x, const Tensor& weight, const Tensor& bias, std::int64_t groups, const char* what) {
     require_f32(x, what);
@@ -69,68 +46,143 @@ inline void check(const Tensor& x, const Tensor& weight, const Tensor& bias, std
     }
 }
 
-}  // namespace group_norm_internal
+// A tensor as the passes read it: channels-last [N][P][C], or channels-first [N][C][P].
+struct View {
+    Tensor t;
+    bool channels_last;
+    std::int64_t N, C, P;
+};
 
-// x [N, C, ...] -> same shape; weight and bias [C] (or both undefined: no affine).
-inline Tensor group_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, std::int64_t groups, float eps,
-                         bool silu = false) {
-    group_norm_internal::check(x_in, weight, bias, groups, silu ? "group_norm_silu" : "group_norm");
-    const Tensor x = x_in.contiguous();
-    Tensor out = Tensor::empty(x.shape());
-    if (out.numel() == 0) return out;
-    const std::int64_t N = x.size(0), C = x.size(1), S = x.numel() / (N * C), cpg = C / groups;
-    const float* in = x.data<const float>();
-    float* o = out.data<float>();
+inline View view_of(const Tensor& x) {
+    const bool cl = is_channels_last(x);
+    View v{cl ? x : x.contiguous(), cl, x.size(0), x.size(1), 0};
+    v.P = v.N * v.C == 0 ? 0 : x.numel() / (v.N * v.C);
+    return v;
+}
 
-    // Pass 1: per-channel sums, then group means.
-    std::vector<double> channel(static_cast<std::size_t>(N * C));
-    parallel_for(0, N * C, [&](std::int64_t nc) {
-        const float* row = in + nc * S;
-        double s = 0;
+// Per (n, c): Σ f(x) over the channel's P values, f(x) = x − center[n·C + c], squared if `square`.
+// (center nullptr: f(x) = x.) Returned as N·C doubles.
+inline std::vector<double> channel_sums(const View& v, const std::vector<double>* center, bool square) {
+    const float* x = v.t.data<const float>();
+    std::vector<double> sums(static_cast<std::size_t>(v.N * v.C), 0.0);
+    if (!v.channels_last) {
+        const std::int64_t grain = std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(v.P, 1));
+        parallel_for(0, v.N * v.C, [&](std::int64_t nc) {
+            const float* row = x + nc * v.P;
+            const double m = center ? (*center)[static_cast<std::size_t>(nc)] : 0.0;
+            double s = 0;
+            if (square) {
 #pragma omp simd reduction(+ : s)
-        for (std::int64_t i = 0; i < S; ++i) s += row[i];
-        channel[static_cast<std::size_t>(nc)] = s;
-    });
-    const double count = static_cast<double>(cpg * S);
-    std::vector<double> mean(static_cast<std::size_t>(N * groups)), rstd(mean.size());
-    for (std::int64_t ng = 0; ng < N * groups; ++ng) {
-        double s = 0;
-        for (std::int64_t c = 0; c < cpg; ++c) s += channel[static_cast<std::size_t>(ng * cpg + c)];
-        mean[static_cast<std::size_t>(ng)] = s / count;
+                for (std::int64_t i = 0; i < v.P; ++i) s += (row[i] - m) * (row[i] - m);
+            } else {
+#pragma omp simd reduction(+ : s)
+                for (std::int64_t i = 0; i < v.P; ++i) s += row[i] - m;
+            }
+            sums[static_cast<std::size_t>(nc)] = s;
+        }, grain);
+        return sums;
     }
-    // Pass 2: per-channel squared deviations from the group mean, then the group's rstd.
-    parallel_for(0, N * C, [&](std::int64_t nc) {
-        const float* row = in + nc * S;
-        const double m = mean[static_cast<std::size_t>(nc / cpg)];
-        double q = 0;
-#pragma omp simd reduction(+ : q)
-        for (std::int64_t i = 0; i < S; ++i) q += (row[i] - m) * (row[i] - m);
-        channel[static_cast<std::size_t>(nc)] = q;
-    });
-    for (std::int64_t ng = 0; ng < N * groups; ++ng) {
-        double q = 0;
-        for (std::int64_t c = 0; c < cpg; ++c) q += channel[static_cast<std::size_t>(ng * cpg + c)];
-        rstd[static_cast<std::size_t>(ng)] = 1.0 / std::sqrt(q / count + eps);
-    }
+    // Channels-last: per-channel partial sums of fixed pixel blocks, vectorised across channels,
+    // then added up block by block in order.
+    const std::int64_t blocks = (v.P + kPixelBlock - 1) / kPixelBlock;
+    std::vector<double> partial(static_cast<std::size_t>(v.N * blocks * v.C), 0.0);
+    const std::int64_t grain = std::max<std::int64_t>(1, kGrain / (kPixelBlock * v.C));
+    parallel_for(0, v.N * blocks, [&](std::int64_t nb) {
+        const std::int64_t n = nb / blocks, p0 = (nb % blocks) * kPixelBlock, p1 = std::min(v.P, p0 + kPixelBlock);
+        double* acc = partial.data() + nb * v.C;
+        const double* m = center ? center->data() + n * v.C : nullptr;
+        for (std::int64_t p = p0; p < p1; ++p) {
+            const float* px = x + (n * v.P + p) * v.C;
+            if (square) {
+#pragma omp simd
+                for (std::int64_t c = 0; c < v.C; ++c) acc[c] += (px[c] - m[c]) * (px[c] - m[c]);
+            } else if (m) {
+#pragma omp simd
+                for (std::int64_t c = 0; c < v.C; ++c) acc[c] += px[c] - m[c];
+            } else {
+#pragma omp simd
+                for (std::int64_t c = 0; c < v.C; ++c) acc[c] += px[c];
+            }
+        }
+    }, grain);
+    for (std::int64_t n = 0; n < v.N; ++n)
+        for (std::int64_t b = 0; b < blocks; ++b)
+            for (std::int64_t c = 0; c < v.C; ++c)
+                sums[static_cast<std::size_t>(n * v.C + c)] += partial[static_cast<std::size_t>((n * blocks + b) * v.C + c)];
+    return sums;
+}
 
-    // Pass 3: the per-channel affine map, and SiLU.
+// scale and shift [2, N, C] of the normalisation (with weight and bias, if given).
+inline Tensor affine(const View& v, const Tensor& weight, const Tensor& bias, std::int64_t groups, float eps) {
+    const std::int64_t cpg = v.C / groups;
+    const double count = static_cast<double>(cpg * v.P);
+    auto group_totals = [&](const std::vector<double>& per_channel) {
+        std::vector<double> g(static_cast<std::size_t>(v.N * groups), 0.0);
+        for (std::int64_t nc = 0; nc < v.N * v.C; ++nc) g[static_cast<std::size_t>(nc / cpg)] += per_channel[static_cast<std::size_t>(nc)];
+        return g;
+    };
+    std::vector<double> mean = group_totals(channel_sums(v, nullptr, false));
+    for (auto& m : mean) m /= count;
+    std::vector<double> center(static_cast<std::size_t>(v.N * v.C));
+    for (std::int64_t nc = 0; nc < v.N * v.C; ++nc) center[static_cast<std::size_t>(nc)] = mean[static_cast<std::size_t>(nc / cpg)];
+    const std::vector<double> sq = group_totals(channel_sums(v, &center, true));
+
+    Tensor out = Tensor::empty({2, v.N, v.C});
+    float* scale = out.data<float>();
+    float* shift = scale + v.N * v.C;
     const float* w = weight.defined() ? weight.data<const float>() : nullptr;
     const float* b = bias.defined() ? bias.data<const float>() : nullptr;
-    parallel_for(0, N * C, [&](std::int64_t nc) {
-        const std::int64_t c = nc % C;
+    for (std::int64_t nc = 0; nc < v.N * v.C; ++nc) {
         const auto g = static_cast<std::size_t>(nc / cpg);
-        const float scale = static_cast<float>(rstd[g] * (w ? w[c] : 1.0f));
-        const float shift = static_cast<float>((b ? b[c] : 0.0f) - mean[g] * rstd[g] * (w ? w[c] : 1.0f));
-        const float* row = in + nc * S;
-        float* dst = o + nc * S;
-        if (silu) {
-#pragma omp simd
-            for (std::int64_t i = 0; i < S; ++i) dst[i] = silu_fast(row[i] * scale + shift);
-        } else {
-#pragma omp simd
-            for (std::int64_t i = 0; i < S; ++i) dst[i] = row[i] * scale + shift;
-        }
-    });
+        const std::int64_t c = nc % v.C;
+        const double rstd = 1.0 / std::sqrt(sq[g] / count + eps);
+        const double a = rstd * (w ? w[c] : 1.0f);
+        scale[nc] = static_cast<float>(a);
+        shift[nc] = static_cast<float>((b ? b[c] : 0.0f) - mean[g] * a);
+    }
+    return out;
+}
+
+}  // namespace group_norm_internal
+
+// The per-channel map of GroupNorm for x [N, C, ...]: [2, N, C] holding scale (index 0) and shift
+// (index 1), so that GroupNorm(x)[n, c, ...] = x[n, c, ...]·scale[n, c] + shift[n, c].
+inline Tensor group_norm_affine(const Tensor& x, const Tensor& weight, const Tensor& bias, std::int64_t groups,
+                                float eps) {
+    group_norm_internal::check(x, weight, bias, groups, "group_norm_affine");
+    return group_norm_internal::affine(group_norm_internal::view_of(x), weight.defined() ? weight.contiguous() : weight,
+                                       bias.defined() ? bias.contiguous() : bias, groups, eps);
+}
+
+// x [N, C, ...] -> the same shape and layout; weight and bias [C] (or both undefined: no affine).
+inline Tensor group_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, std::int64_t groups, float eps,
+                         bool silu = false) {
+    using namespace group_norm_internal;
+    check(x, weight, bias, groups, silu ? "group_norm_silu" : "group_norm");
+    const View v = view_of(x);
+    Tensor out = v.channels_last ? empty_channels_last(x.shape()) : Tensor::empty(x.shape());
+    if (out.numel() == 0) return out;
+    const Tensor ab = affine(v, weight.defined() ? weight.contiguous() : weight, bias.defined() ? bias.contiguous() : bias,
+                             groups, eps);
+    const float* scale = ab.data<const float>();
+    const float* shift = scale + v.N * v.C;
+    const float* in = v.t.data<const float>();
+    float* o = out.data<float>();
+    if (v.channels_last) {
+        // Chunks of pixels of one sample, the channels' maps as vectors.
+        const std::int64_t rows = std::max<std::int64_t>(1, kGrain / v.C), chunks = (v.P + rows - 1) / rows;
+        parallel_for(0, v.N * chunks, [&](std::int64_t i) {
+            const std::int64_t n = i / chunks, p0 = (i % chunks) * rows, pn = std::min(rows, v.P - p0);
+            const ChannelMap m{scale + n * v.C, shift + n * v.C, true, silu};
+            map_channels(in + (n * v.P + p0) * v.C, v.C, o + (n * v.P + p0) * v.C, v.C, DType::f32, pn, v.C, m);
+        });
+    } else {
+        const std::int64_t grain = std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(v.P, 1));
+        parallel_for(0, v.N * v.C, [&](std::int64_t nc) {
+            const ChannelMap m{scale + nc, shift + nc, false, silu};
+            map_channels(in + nc * v.P, v.P, o + nc * v.P, v.P, DType::f32, 1, v.P, m);
+        }, grain);
+    }
     return out;
 }
 

@@ -1,6 +1,9 @@
 #pragma once
 // Reductions over the token dimension.
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "hyvideo/backend/cpu/elementwise.hpp"
 
@@ -26,6 +29,25 @@ inline Tensor masked_mean(const Tensor& x, const Tensor& w) {
         for (std::int64_t l = 0; l < L; ++l)
             for (std::int64_t c = 0; c < C; ++c) po[b * C + c] += px[(b * L + l) * C + c] * pw[b * L + l];
         for (std::int64_t c = 0; c < C; ++c) po[b * C + c] /= total;
+    }
+    return out;
+}
+
+// Unbiased (N−1) standard deviation of each sample x[b] over all its elements, in double.
+inline std::vector<double> sample_std(const Tensor& x) {
+    require_f32(x, "sample_std");
+    HYVIDEO_CHECK(x.dim() >= 1 && x.numel() / std::max<std::int64_t>(x.size(0), 1) > 1,
+                  "sample_std: need more than one element per sample, got ", shape_str(x.shape()));
+    const Tensor xs = x.contiguous();
+    const std::int64_t N = x.size(0), n = x.numel() / N;
+    std::vector<double> out(static_cast<std::size_t>(N));
+    for (std::int64_t b = 0; b < N; ++b) {
+        const float* p = xs.data<const float>() + b * n;
+        double mean = 0, sq = 0;
+        for (std::int64_t i = 0; i < n; ++i) mean += p[i];
+        mean /= static_cast<double>(n);
+        for (std::int64_t i = 0; i < n; ++i) sq += (p[i] - mean) * (p[i] - mean);
+        out[b] = std::sqrt(sq / static_cast<double>(n - 1));
     }
     return out;
 }

@@ -1,0 +1,82 @@
+#pragma once
+// The text-embeddings file of `hyvideo generate --text-embeds`: a safetensors file holding what the
+// two text encoders produce for a prompt (and optionally a negative prompt), until the native text
+// encoders exist. docs/usage.md documents the format:
+//
+//   text_states              F32/BF16/F16 [1, L, text_states_dim]   LLM hidden states (layer −3)
+//   text_mask                I64/BOOL/F32 [1, L]                    1 for valid tokens (a prefix)
+//   text_states_2            F32/BF16/F16 [1, text_states_dim_2]    CLIP-L pooled output
+//   negative_text_states     (optional, for --cfg-scale > 1) same shapes as the prompt's
+//   negative_text_mask
+//   negative_text_states_2
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "hyvideo/io/safetensors.hpp"
+#include "hyvideo/models/config.hpp"
+#include "hyvideo/pipelines/hunyuan_video_pipeline.hpp"
+
+namespace hyvideo {
+
+struct TextEmbedsFile {
+    PromptEmbeds prompt;
+    std::optional<PromptEmbeds> negative;
+};
+
+namespace detail {
+inline PromptEmbeds read_prompt_embeds(const SafetensorsFile& f, const std::string& prefix, const HYVideoConfig& c) {
+    const std::string file = f.path().string();
+    auto need = [&](const std::string& name) {
+        HYVIDEO_CHECK(f.contains(prefix + name), file, ": missing tensor '", prefix + name, "'");
+        return f.tensor(prefix + name);
+    };
+    PromptEmbeds e;
+    const Tensor states = need("text_states"), mask = need("text_mask"), pooled = need("text_states_2");
+    HYVIDEO_CHECK(states.dim() == 3 && states.size(0) == 1 && states.size(2) == c.text_states_dim, file, ": '",
+                  prefix, "text_states' must be [1, L, ", c.text_states_dim, "], got ", shape_str(states.shape()));
+    const std::int64_t L = states.size(1);
+    HYVIDEO_CHECK(mask.shape() == (Shape{1, L}), file, ": '", prefix, "text_mask' must be [1, ", L, "], got ",
+                  shape_str(mask.shape()));
+    HYVIDEO_CHECK(pooled.shape() == (Shape{1, c.text_states_dim_2}), file, ": '", prefix, "text_states_2' must be [1, ",
+                  c.text_states_dim_2, "], got ", shape_str(pooled.shape()));
+    HYVIDEO_CHECK(is_floating(states.dtype()) && is_floating(pooled.dtype()), file, ": text states must be floats");
+    const auto m = mask.to_vector();
+    std::int64_t valid = 0;
+    bool prefix_ok = true;
+    for (std::int64_t i = 0; i < L; ++i) {
+        if (m[i] != 0.0f) {
+            prefix_ok = prefix_ok && valid == i;
+            ++valid;
+        }
+    }
+    HYVIDEO_CHECK(valid > 0, file, ": '", prefix, "text_mask' has no valid token");
+    HYVIDEO_CHECK(prefix_ok, file, ": '", prefix, "text_mask' must mark a prefix of valid tokens (right padding)");
+    std::vector<std::int64_t> mi(static_cast<std::size_t>(L));
+    for (std::int64_t i = 0; i < L; ++i) mi[static_cast<std::size_t>(i)] = m[i] != 0.0f;
+    e.text_states = states.to(DType::f32);
+    e.text_mask = Tensor::from_vector<std::int64_t>({1, L}, mi);
+    e.text_states_2 = pooled.to(DType::f32);
+    return e;
+}
+}  // namespace detail
+
+// Reads and checks the file against the model's text dimensions; errors name the file and tensor.
+inline TextEmbedsFile read_text_embeds(const std::filesystem::path& path, const HYVideoConfig& c) {
+    const SafetensorsFile f = SafetensorsFile::open(path);
+    TextEmbedsFile out;
+    out.prompt = detail::read_prompt_embeds(f, "", c);
+    const bool any_negative = f.contains("negative_text_states") || f.contains("negative_text_mask") ||
+                              f.contains("negative_text_states_2");
+    if (any_negative) out.negative = detail::read_prompt_embeds(f, "negative_", c);
+    for (const auto& name : f.names()) {
+        const bool known = name == "text_states" || name == "text_mask" || name == "text_states_2" ||
+                           name == "negative_text_states" || name == "negative_text_mask" ||
+                           name == "negative_text_states_2";
+        HYVIDEO_CHECK(known, path.string(), ": unexpected tensor '", name,
+                      "' (expected text_states, text_mask, text_states_2 and optional negative_* ones)");
+    }
+    return out;
+}
+
+}  // namespace hyvideo

@@ -1,0 +1,163 @@
+// `hyvideo generate` as a user runs it: a short run of the built-in model writes a real H.264 MP4
+// (and PNG frames); every bad input gets a message, exit status 1 and no output file.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "hyvideo/backend/cpu/cpu.hpp"
+#include "hyvideo/io/image.hpp"
+#include "hyvideo/io/safetensors.hpp"
+#include "hyvideo/io/video.hpp"
+#include "hyvideo/pipelines/default_model.hpp"
+#include "hyvideo/vae/autoencoder_kl_causal_3d.hpp"
+
+namespace fs = std::filesystem;
+using namespace hyvideo;
+
+namespace {
+
+struct Run {
+    int status;
+    std::string output;
+};
+
+Run run_cli(const std::string& args) {
+    const fs::path log = fs::temp_directory_path() / ("hyvideo_gen_test_" + std::to_string(::getpid()) + ".log");
+    const std::string cmd = std::string(HYVIDEO_CLI) + " " + args + " > " + log.string() + " 2>&1";
+    const int raw = std::system(cmd.c_str());
+    std::ifstream in(log);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    fs::remove(log);
+    return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, ss.str()};
+}
+
+struct Scratch {
+    fs::path dir = fs::temp_directory_path() / ("hyvideo_gen_" + std::to_string(::getpid()));
+    Scratch() { fs::create_directories(dir); }
+    ~Scratch() { fs::remove_all(dir); }
+    std::string operator/(const std::string& name) const { return (dir / name).string(); }
+    // Nothing but the inputs the test put there: no partial video, no temporary file.
+    std::size_t entries() const { return static_cast<std::size_t>(std::distance(fs::directory_iterator(dir), {})); }
+};
+
+// A short run of the built-in model.
+const std::string kSmall = "generate --video-size 64 64 --video-length 5 --infer-steps 2 --seed 3 ";
+
+void save_embeds(const std::string& path, const PromptEmbeds& e, const std::string& prefix = "",
+                 std::vector<std::pair<std::string, Tensor>> extra = {}) {
+    extra.emplace_back(prefix + "text_states", e.text_states);
+    extra.emplace_back(prefix + "text_mask", e.text_mask);
+    extra.emplace_back(prefix + "text_states_2", e.text_states_2);
+    save_safetensors(path, extra);
+}
+
+}  // namespace
+
+TEST_CASE("generate: the built-in model writes a playable H.264 MP4 and PNG frames") {
+    Scratch s;
+    const Run r = run_cli(kSmall + "--video-size 60 60 -o " + (s / "out.mp4") + " --frames-dir " + (s / "frames"));
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+    CHECK(r.output.find("aligned up to 64x64") != std::string::npos);
+    CHECK(r.output.find("built-in default") != std::string::npos);
+    const VideoInfo info = probe_video(s / "out.mp4");
+    CHECK(info.codec == "h264");
+    CHECK(info.pix_fmt == "yuv420p");
+    CHECK(info.frames == 5);
+    CHECK(info.width == 64);
+    CHECK(info.height == 64);
+    CHECK(info.duration == doctest::Approx(5.0 / 24.0).epsilon(0.05));
+    std::size_t pngs = 0;
+    for (const auto& e : fs::directory_iterator(s.dir / "frames")) pngs += e.path().extension() == ".png";
+    CHECK(pngs == 5);
+    const Frames first = read_image(s.dir / "frames" / "frame_0000.png");
+    CHECK(first.height == 64);
+}
+
+TEST_CASE("generate: the same seed writes the same frames") {
+    Scratch s;
+    REQUIRE(run_cli(kSmall + "--frames-dir " + (s / "a") + " -o " + (s / "a.mp4")).status == 0);
+    REQUIRE(run_cli("--threads 1 " + kSmall + "--frames-dir " + (s / "b") + " -o " + (s / "b.mp4")).status == 0);
+    const Frames a = read_image(s.dir / "a" / "frame_0004.png"), b = read_image(s.dir / "b" / "frame_0004.png");
+    CHECK(a.rgb == b.rgb);
+}
+
+TEST_CASE("generate: bad inputs give a message, exit 1 and no output file") {
+    Scratch s;
+    const HYVideoConfig cfg = default_dit_config();
+    struct Bad {
+        std::string args, expect;
+    };
+    const PromptEmbeds good = default_prompt_embeds(cfg, 1);
+    save_embeds(s / "wrong_dim.safetensors",
+                {Tensor::zeros({1, 16, cfg.text_states_dim + 1}), good.text_mask, good.text_states_2});
+    save_embeds(s / "extra.safetensors", good, "", {{"prompt_ids", Tensor::zeros({1, 16})}});
+    save_safetensors(s / "no_mask.safetensors", {{"text_states", good.text_states}, {"text_states_2", good.text_states_2}});
+    save_embeds(s / "no_negative.safetensors", good);
+    {
+        std::ofstream(s / "not_an_image.png") << "this is not a PNG";
+        std::ofstream(s / "a_file") << "x";
+    }
+    // Weights of the built-in structure, with one tensor missing and one renamed.
+    HYVideoDiffusionTransformer<cpu> dit(cfg);
+    init_weights(dit, 1);
+    std::vector<std::pair<std::string, Tensor>> weights;
+    dit.parameters("", [&](const std::string& n, const Shape&, Tensor& t) { weights.emplace_back(n, t); });
+    save_safetensors(s / "dit_good.safetensors", weights);
+    auto missing = weights;
+    missing.erase(missing.begin() + 3);
+    save_safetensors(s / "dit_missing.safetensors", missing);
+    auto renamed = weights;
+    for (auto& [name, t] : renamed)
+        if (name == "double_blocks.0.img_attn_qkv.weight") name = "double_blocks.0.img_attn.qkv.weight";
+    save_safetensors(s / "dit_renamed.safetensors", renamed);
+    AutoencoderKLCausal3D<cpu> vae(default_vae_config());
+    init_weights(vae, 1);
+    std::vector<std::pair<std::string, Tensor>> vae_weights;
+    vae.parameters("", [&](const std::string& n, const Shape&, Tensor& t) { vae_weights.emplace_back(n, t); });
+    save_safetensors(s / "vae.safetensors", vae_weights);
+    std::ofstream(s / "dit.json") << cfg.to_json().dump();
+    std::ofstream(s / "vae.json") << default_vae_config().to_json().dump();
+    const std::string real = " --dit-config " + (s / "dit.json") + " --vae-config " + (s / "vae.json") + " --vae " +
+                             (s / "vae.safetensors") + " --text-embeds " + (s / "no_negative.safetensors");
+
+    const std::size_t before = s.entries();
+    const std::vector<Bad> cases = {
+        {"--video-length 8", "4k+1"},
+        {"--video-size 0 64", "positive"},
+        {"-o /nonexistent_hyvideo_dir/out.mp4", "does not exist"},
+        {"-o " + (s / "a_file") + "/out.mp4", "a_file"},
+        {"--i2v-image-path " + (s / "missing.png"), "missing.png"},
+        {"--i2v-image-path " + (s / "not_an_image.png"), "not_an_image.png"},
+        {"--dit " + (s / "dit_missing.safetensors") + real, "missing weight"},
+        {"--dit " + (s / "dit_renamed.safetensors") + real, "img_attn_qkv"},
+        {"--dit " + (s / "dit_missing.safetensors"), "both --dit and --vae"},
+        {"--cfg-scale 3 --dit " + (s / "dit_renamed.safetensors") + real, "negative"},
+    };
+    for (const auto& c : cases) {
+        const Run r = run_cli(kSmall + c.args + (c.args.find(" -o ") == std::string::npos && c.args.rfind("-o", 0) != 0
+                                                     ? " -o " + (s / "out.mp4")
+                                                     : ""));
+        INFO(c.args, "\n", r.output);
+        CHECK(r.status == 1);
+        CHECK(r.output.find(c.expect) != std::string::npos);
+        CHECK(s.entries() == before);  // no out.mp4, no temporary file
+    }
+    // Embeddings are checked against the model's text dimensions and names.
+    for (const auto& [file, expect] : std::vector<std::pair<std::string, std::string>>{
+             {"wrong_dim", "text_states"}, {"extra", "prompt_ids"}, {"no_mask", "text_mask"}}) {
+        const Run r = run_cli(kSmall + "--dit " + (s / "dit_good.safetensors") + real + " --text-embeds " +
+                              (s / (file + ".safetensors")) + " -o " + (s / "out.mp4"));
+        INFO(file, "\n", r.output);
+        CHECK(r.status == 1);
+        CHECK(r.output.find(expect) != std::string::npos);
+        CHECK(s.entries() == before);
+    }
+}

@@ -1,0 +1,254 @@
+#pragma once
+// `hyvideo generate`: text-to-video and image-to-video with the official sample_video.py flag names.
+// Without --dit/--vae it runs the built-in default model (pipelines/default_model.hpp).
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include "hyvideo/backend/cpu/cpu.hpp"
+#include "hyvideo/io/safetensors.hpp"
+#include "hyvideo/io/image.hpp"
+#include "hyvideo/io/video.hpp"
+#include "hyvideo/pipelines/default_model.hpp"
+#include "hyvideo/pipelines/i2v_image.hpp"
+#include "hyvideo/pipelines/text_embeds.hpp"
+#include "hyvideo/pipelines/video_size.hpp"
+#include "hyvideo/vae/autoencoder_kl_causal_3d.hpp"
+#include "progress.hpp"
+
+namespace hyvideo::cli {
+
+struct GenerateArgs {
+    std::vector<std::int64_t> video_size;  // H W; default depends on the model
+    std::int64_t video_length = 0;         // default depends on the model
+    std::int64_t infer_steps = 50;
+    float flow_shift = 7.0f;
+    bool flow_reverse = true;
+    float embedded_cfg_scale = 6.0f;
+    float cfg_scale = 1.0f;
+    std::optional<std::uint64_t> seed;
+    std::string save_path = "./results";
+    bool vae_tiling = true;
+    std::string i2v_image_path;
+    std::string i2v_condition_type = "token_replace";
+    bool i2v_stability = false;
+    std::string i2v_resolution = "720p";
+    std::string dit, vae, model = "HYVideo-T/2-cfgdistill", dit_config, vae_config, text_embeds, output, frames_dir;
+    double fps = 24.0;
+    std::string precision = "f32";
+};
+
+inline CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
+    auto* g = app.add_subcommand("generate", "Generate a video (text-to-video, or image-to-video with --i2v-image-path)");
+    g->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a repeated flag: the last wins
+    g->add_option("--video-size", a.video_size, "height width (rounded up to multiples of 16); default 720 1280, "
+                                                "or 256 256 for the built-in model")
+        ->expected(2);
+    g->add_option("--video-length", a.video_length, "frames, 4k+1; default 129, or 33 for the built-in model");
+    g->add_option("--infer-steps", a.infer_steps, "sampling steps")->capture_default_str();
+    g->add_option("--flow-shift", a.flow_shift, "time shift of the flow-matching schedule")->capture_default_str();
+    g->add_flag("--flow-reverse,!--no-flow-reverse", a.flow_reverse,
+                "run sigma from 1 to 0 (on by default: the official default, off, gives noise)");
+    g->add_option("--embedded-cfg-scale", a.embedded_cfg_scale, "guidance of the guidance-distilled model")
+        ->capture_default_str();
+    g->add_option("--cfg-scale", a.cfg_scale, "true classifier-free guidance when > 1 (needs negative embeddings)")
+        ->capture_default_str();
+    g->add_option("--seed", a.seed, "noise seed (default: random, printed)");
+    g->add_option("--save-path", a.save_path, "directory for the video when -o is not given")->capture_default_str();
+    g->add_flag("--vae-tiling,!--no-vae-tiling", a.vae_tiling, "tiled VAE decoding (on by default)");
+    g->add_option("--i2v-image-path", a.i2v_image_path, "image-to-video: the first frame (PNG or JPEG)");
+    g->add_option("--i2v-condition-type", a.i2v_condition_type, "token_replace or latent_concat")
+        ->check(CLI::IsMember({"token_replace", "latent_concat"}))
+        ->capture_default_str();
+    g->add_flag("--i2v-stability", a.i2v_stability, "start from 0.999·noise + 0.001·image latent");
+    g->add_option("--i2v-resolution", a.i2v_resolution, "720p, 540p or 360p (the image bucket's base size)")
+        ->check(CLI::IsMember({"720p", "540p", "360p"}))
+        ->capture_default_str();
+    g->add_option("--dit", a.dit, "transformer weights (safetensors, official names)");
+    g->add_option("--vae", a.vae, "VAE weights (safetensors, official names)");
+    g->add_option("--model", a.model, "DiT preset for --dit: HYVideo-T/2-cfgdistill, HYVideo-T/2, HYVideo-S/2")
+        ->capture_default_str();
+    g->add_option("--dit-config", a.dit_config, "DiT config JSON (official argument names) instead of --model");
+    g->add_option("--vae-config", a.vae_config, "VAE config JSON (official config.json keys) instead of 884-16c-hy");
+    g->add_option("--text-embeds", a.text_embeds, "safetensors with text_states, text_mask, text_states_2 "
+                                                  "(+ negative_*); see docs/usage.md");
+    g->add_option("-o,--output", a.output, "output MP4 path");
+    g->add_option("--fps", a.fps, "frame rate of the MP4")->capture_default_str()->check(CLI::PositiveNumber);
+    g->add_option("--frames-dir", a.frames_dir, "also write every frame as PNG into this directory");
+    g->add_option("--precision", a.precision, "DiT compute: f32, or bf16 (bf16 GEMM operands, f32 accumulation)")
+        ->check(CLI::IsMember({"f32", "bf16"}))
+        ->capture_default_str();
+    return g;
+}
+
+namespace detail {
+
+// Fails before any work if the output cannot be written there: a whole run must not end in an error.
+inline void check_writable_directory(const std::filesystem::path& dir) {
+    const auto d = dir.empty() ? std::filesystem::path(".") : dir;
+    HYVIDEO_CHECK(std::filesystem::is_directory(d), "output directory '", d.string(), "' does not exist");
+    const auto probe = d / (".hyvideo_write_test_" + std::to_string(::getpid()));
+    std::FILE* f = std::fopen(probe.c_str(), "wb");
+    HYVIDEO_CHECK(f, "cannot write to output directory '", d.string(), "'");
+    std::fclose(f);
+    std::filesystem::remove(probe);
+}
+
+inline nlohmann::json read_json(const std::string& path) {
+    std::ifstream in(path);
+    HYVIDEO_CHECK(in, "cannot read config '", path, "'");
+    try {
+        return nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+        throw Error("config '" + path + "' is not valid JSON: " + e.what());
+    }
+}
+
+inline std::string timestamp() {
+    const std::time_t now = std::time(nullptr);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d-%H:%M:%S", std::localtime(&now));
+    return buf;
+}
+
+template <class M>
+void load_model_file(M& model, const std::string& path, const char* what) {
+    const SafetensorsFile f = SafetensorsFile::open(path);
+    try {
+        load_weights_strict(model, f);
+    } catch (const Error& e) {
+        throw Error(std::string(what) + " weights " + path + ": " + e.what());
+    }
+}
+
+}  // namespace detail
+
+inline int run_generate(const GenerateArgs& a) {
+    namespace fs = std::filesystem;
+    using B = cpu;
+    const bool builtin = a.dit.empty() && a.vae.empty();
+    HYVIDEO_CHECK(a.dit.empty() == a.vae.empty(), "give both --dit and --vae, or neither for the built-in model");
+    HYVIDEO_CHECK(builtin || !a.text_embeds.empty(),
+                  "real weights need --text-embeds (the text encoders' outputs; see docs/usage.md)");
+    HYVIDEO_CHECK(a.infer_steps > 0, "--infer-steps must be positive");
+    const bool i2v = !a.i2v_image_path.empty();
+
+    // ---- sizes and output paths, checked before any heavy work ---------------------------------
+    VideoSize size{a.video_size.empty() ? (builtin ? 256 : 720) : a.video_size[0],
+                   a.video_size.empty() ? (builtin ? 256 : 1280) : a.video_size[1],
+                   a.video_length ? a.video_length : (builtin ? 33 : 129)};
+    std::string note;
+    size = align_video_size(size, &note);
+    if (!note.empty()) fmt::print("note: {}\n", note);
+    const std::uint64_t seed = a.seed ? *a.seed : std::random_device{}() % 1000000;
+    const fs::path output = !a.output.empty() ? fs::path(a.output)
+                                              : fs::path(a.save_path) / fmt::format("{}_seed{}.mp4", detail::timestamp(), seed);
+    if (a.output.empty()) fs::create_directories(a.save_path);
+    detail::check_writable_directory(output.parent_path());
+    HYVIDEO_CHECK(!fs::is_directory(output), "output '", output.string(), "' is a directory");
+    if (!a.frames_dir.empty())
+        HYVIDEO_CHECK(!fs::exists(a.frames_dir) || fs::is_directory(a.frames_dir), "--frames-dir '", a.frames_dir,
+                      "' exists and is not a directory");
+
+    // ---- models --------------------------------------------------------------------------------
+    HYVIDEO_CHECK(!builtin || (a.dit_config.empty() && a.vae_config.empty()),
+                  "--dit-config and --vae-config describe weight files: give --dit and --vae too");
+    HYVideoConfig dit_cfg = builtin                 ? default_dit_config()
+                            : a.dit_config.empty() ? HYVideoConfig::preset(a.model)
+                                                   : HYVideoConfig::from_json(detail::read_json(a.dit_config));
+    if (i2v) {
+        dit_cfg.i2v_condition_type = a.i2v_condition_type;
+        if (a.i2v_condition_type == "latent_concat") dit_cfg.in_channels = 33;
+    }
+    // ---- conditioning inputs, checked before the weights are read ------------------------------
+    TextEmbedsFile text;
+    if (a.text_embeds.empty()) {
+        text.prompt = default_prompt_embeds(dit_cfg, 1);
+        text.negative = default_prompt_embeds(dit_cfg, 2);
+    } else {
+        text = read_text_embeds(a.text_embeds, dit_cfg);
+    }
+    HYVIDEO_CHECK(a.cfg_scale <= 1.0f || text.negative, "--cfg-scale ", a.cfg_scale, " needs negative_text_states, ",
+                  "negative_text_mask and negative_text_states_2 in --text-embeds");
+    std::optional<Frames> picture;
+    if (i2v) picture = read_image(a.i2v_image_path);
+
+    HYVideoDiffusionTransformer<B> dit(dit_cfg);
+    AutoencoderKLCausal3D<B> vae(builtin                ? default_vae_config()
+                                 : a.vae_config.empty() ? AutoencoderKLCausal3DConfig::preset("884-16c-hy")
+                                                        : AutoencoderKLCausal3DConfig::from_json(detail::read_json(a.vae_config)));
+    if (builtin) {
+        init_weights(dit, kDefaultWeightSeed);
+        init_weights(vae, kDefaultWeightSeed + 1);
+        fmt::print("model: the built-in default (HunyuanVideo's architecture at a tiny width, deterministic "
+                   "pseudo-random weights; see docs/usage.md)\n");
+    } else {
+        detail::load_model_file(dit, a.dit, "DiT");
+        detail::load_model_file(vae, a.vae, "VAE");
+        fmt::print("model: {} from {}, VAE {} from {}\n", a.dit_config.empty() ? a.model : a.dit_config, a.dit,
+                   a.vae_config.empty() ? "884-16c-hy" : a.vae_config, a.vae);
+    }
+    HYVIDEO_CHECK(dit_cfg.out_channels == vae.config.latent_channels, "the DiT predicts ", dit_cfg.out_channels,
+                  " latent channels but the VAE has ", vae.config.latent_channels);
+    if (a.precision == "bf16") set_matmul_dtype(dit, DType::bf16);
+
+    std::optional<ImageCondition> image;
+    if (i2v) {
+        const Bucket bucket = closest_bucket(picture->height, picture->width, i2v_buckets(i2v_base_size(a.i2v_resolution)));
+        if (bucket.height != size.height || bucket.width != size.width)
+            fmt::print("note: image {}x{} -> bucket {}x{} ({}), which sets the video size\n", picture->height,
+                       picture->width, bucket.height, bucket.width, a.i2v_resolution);
+        size.height = bucket.height;
+        size.width = bucket.width;
+        image = ImageCondition{a.i2v_condition_type, encode_image_latents(vae, B::upload(preprocess_i2v_image(*picture, bucket)))};
+    }
+
+    // ---- sampling ------------------------------------------------------------------------------
+    SamplingOptions opt;
+    opt.infer_steps = a.infer_steps;
+    opt.flow_shift = a.flow_shift;
+    opt.flow_reverse = a.flow_reverse;
+    opt.embedded_cfg_scale = a.embedded_cfg_scale;
+    opt.cfg_scale = a.cfg_scale;
+    opt.guidance_bf16_rounding = a.precision == "bf16";
+    const Shape lat_shape = latent_shape(size, 1, vae.config.latent_channels);
+    Tensor latents = B::upload(randn(lat_shape, seed));
+    if (image && a.i2v_stability) latents = HunyuanVideoPipeline<decltype(dit)>::stability_init(latents, image->img_latents);
+    fmt::print("{}: {}x{}, {} frames, latents {}, {} steps, seed {}\n", i2v ? "image-to-video" : "text-to-video",
+               size.height, size.width, size.frames, shape_str(lat_shape), a.infer_steps, seed);
+
+    Progress progress(a.infer_steps);
+    const HunyuanVideoPipeline<decltype(dit)> pipe(dit);
+    latents = pipe.denoise(latents, text.prompt, opt, text.negative ? &*text.negative : nullptr, image ? &*image : nullptr,
+                           [&](std::int64_t i, float t, const Tensor&) {
+                               progress.step(i, t);
+                               return true;
+                           });
+
+    // ---- decoding and output -------------------------------------------------------------------
+    const auto t0 = std::chrono::steady_clock::now();
+    vae.enable_tiling(a.vae_tiling);
+    Tensor video = B::download(decode_video(vae, latents));
+    if (image && image->type == "latent_concat") video = video.slice(2, 4, video.size(2));  // as the official pipeline
+    const Frames frames = frames_from_tensor(video);
+    fmt::print("decoded {} frames in {:.1f} s\n", frames.count,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    write_mp4(output, frames, a.fps);
+    fmt::print("wrote {}\n", output.string());
+    if (!a.frames_dir.empty()) {
+        write_png_frames(a.frames_dir, frames);
+        fmt::print("wrote {} PNG frames to {}\n", frames.count, a.frames_dir);
+    }
+    return 0;
+}
+
+}  // namespace hyvideo::cli
