@@ -149,3 +149,26 @@ TEST_CASE("I2V preprocessing: resize the shorter side, center crop, map to [-1, 
     CHECK(t.item({0, 2, 0, 30, 10}) == doctest::Approx(128.0f / 255.0f * 2 - 1).epsilon(1e-5));
     for (float v : t.to_vector()) REQUIRE((v >= -1.0f && v <= 1.0f));
 }
+
+TEST_CASE("classifier-free guidance and its rescale follow the reference formulas") {
+    const Tensor u = randn({2, 3, 2, 2, 2}, 5, false), c = randn({2, 3, 2, 2, 2}, 6, false);
+    const Tensor plain = classifier_free_guidance<cpu>(u, c, 4.0f);
+    const auto pu = u.to_vector(), pc = c.to_vector(), pv = plain.to_vector();
+    for (std::size_t i = 0; i < pv.size(); ++i) CHECK(pv[i] == doctest::Approx(pu[i] + 4.0f * (pc[i] - pu[i])));
+    // rescale_noise_cfg: r·v·(std(c)/std(v)) + (1−r)·v, unbiased std per sample, computed here in double.
+    const Tensor rescaled = classifier_free_guidance<cpu>(u, c, 4.0f, 0.7f);
+    const auto pr = rescaled.to_vector();
+    const std::size_t n = pv.size() / 2;
+    for (std::size_t b = 0; b < 2; ++b) {
+        auto stdev = [&](const std::vector<float>& x) {
+            double m = 0, s = 0;
+            for (std::size_t i = 0; i < n; ++i) m += x[b * n + i];
+            m /= static_cast<double>(n);
+            for (std::size_t i = 0; i < n; ++i) s += (x[b * n + i] - m) * (x[b * n + i] - m);
+            return std::sqrt(s / static_cast<double>(n - 1));
+        };
+        const double ratio = stdev(pc) / stdev(pv);
+        for (std::size_t i = 0; i < n; ++i)
+            CHECK(pr[b * n + i] == doctest::Approx(0.7 * pv[b * n + i] * ratio + 0.3 * pv[b * n + i]).epsilon(1e-5));
+    }
+}

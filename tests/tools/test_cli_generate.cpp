@@ -89,6 +89,30 @@ TEST_CASE("generate: the same seed writes the same frames") {
     CHECK(a.rgb == b.rgb);
 }
 
+TEST_CASE("generate: image-to-video with both condition types, the bucket setting the size") {
+    Scratch s;
+    Frames img = Frames::zeros(1, 90, 160);  // 16:9
+    for (std::int64_t y = 0; y < 90; ++y)
+        for (std::int64_t x = 0; x < 160; ++x) {
+            img.at(0, y, x, 0) = static_cast<std::uint8_t>(x);
+            img.at(0, y, x, 1) = static_cast<std::uint8_t>(2 * y);
+        }
+    write_png(s / "in.png", img.frame(0), img.height, img.width);
+    for (const std::string type : {"token_replace", "latent_concat"}) {
+        const Run r = run_cli(kSmall + "--i2v-image-path " + (s / "in.png") + " --i2v-resolution 360p --i2v-stability " +
+                              "--i2v-condition-type " + type + " -o " + (s / (type + ".mp4")));
+        INFO(type, "\n", r.output);
+        REQUIRE(r.status == 0);
+        CHECK(r.output.find("image-to-video") != std::string::npos);
+        CHECK(r.output.find("bucket 352x608") != std::string::npos);
+        const VideoInfo info = probe_video(s / (type + ".mp4"));
+        CHECK(info.height == 352);
+        CHECK(info.width == 608);
+        // latent_concat drops the first 4 decoded frames, as the official pipeline does.
+        CHECK(info.frames == (type == "token_replace" ? 5 : 1));
+    }
+}
+
 TEST_CASE("generate: bad inputs give a message, exit 1 and no output file") {
     Scratch s;
     const HYVideoConfig cfg = default_dit_config();

@@ -25,8 +25,8 @@
 // not depend on the thread count; the kernels differ from each other by rounding (FMA contraction).
 //
 // Why not the library GEMM for the tile products: through oneDNN, the two tile products alone,
-// without any softmax, take longer than this whole kernel (the same benchmark times them), since
-// small products pay oneDNN's per-call overhead and packing, and the softmax would still need its
+// without any softmax, take more CPU time than this whole kernel (the same benchmark times them;
+// small products pay oneDNN's per-call overhead and packing), and the softmax would still need its
 // own pass over the scores.
 //
 // attention_naive() builds the explicit masked S×S score matrix per (batch, head), in double. It
@@ -279,8 +279,8 @@ HYVIDEO_ATTENTION_INLINE void panel_product(std::int64_t rows, const float* a, s
 // 2^x for x <= 0 (NaN stays NaN), written as plain arithmetic so that loops over it vectorise:
 // x = n + f with n = round(x), 2^f from a degree-5 minimax polynomial on [-1/2, 1/2] (relative error
 // 9e-8, and exactly 1 at f = 0), 2^n added to the exponent bits. Below -125 the result would leave
-// the normal range, and there it is at most 2^-125 times the largest term of the softmax row, so
-// the clamp costs nothing.
+// the normal range; such a term is below 2^-125 times the row's largest (which is 1), so clamping
+// it costs no accuracy.
 HYVIDEO_ATTENTION_INLINE float exp2_nonpositive(float x) {
     x = x < -125.0f ? -125.0f : x;
     constexpr float round_shift = 0x1.8p23f;  // adding it rounds to an integer held in the low mantissa bits
