@@ -90,7 +90,7 @@ inline CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
     return g;
 }
 
-namespace detail {
+namespace generate_detail {
 
 // Fails before any work if the output cannot be written there: a whole run must not end in an error.
 inline void check_writable_directory(const std::filesystem::path& dir) {
@@ -130,7 +130,7 @@ void load_model_file(M& model, const std::string& path, const char* what) {
     }
 }
 
-}  // namespace detail
+}  // namespace generate_detail
 
 inline int run_generate(const GenerateArgs& a) {
     namespace fs = std::filesystem;
@@ -151,9 +151,9 @@ inline int run_generate(const GenerateArgs& a) {
     if (!note.empty()) fmt::print("note: {}\n", note);
     const std::uint64_t seed = a.seed ? *a.seed : std::random_device{}() % 1000000;
     const fs::path output = !a.output.empty() ? fs::path(a.output)
-                                              : fs::path(a.save_path) / fmt::format("{}_seed{}.mp4", detail::timestamp(), seed);
+                                              : fs::path(a.save_path) / fmt::format("{}_seed{}.mp4", generate_detail::timestamp(), seed);
     if (a.output.empty()) fs::create_directories(a.save_path);
-    detail::check_writable_directory(output.parent_path());
+    generate_detail::check_writable_directory(output.parent_path());
     HYVIDEO_CHECK(!fs::is_directory(output), "output '", output.string(), "' is a directory");
     if (!a.frames_dir.empty())
         HYVIDEO_CHECK(!fs::exists(a.frames_dir) || fs::is_directory(a.frames_dir), "--frames-dir '", a.frames_dir,
@@ -164,7 +164,7 @@ inline int run_generate(const GenerateArgs& a) {
                   "--dit-config and --vae-config describe weight files: give --dit and --vae too");
     HYVideoConfig dit_cfg = builtin                 ? default_dit_config()
                             : a.dit_config.empty() ? HYVideoConfig::preset(a.model)
-                                                   : HYVideoConfig::from_json(detail::read_json(a.dit_config));
+                                                   : HYVideoConfig::from_json(generate_detail::read_json(a.dit_config));
     if (i2v) {
         dit_cfg.i2v_condition_type = a.i2v_condition_type;
         if (a.i2v_condition_type == "latent_concat") dit_cfg.in_channels = 33;
@@ -185,15 +185,15 @@ inline int run_generate(const GenerateArgs& a) {
     HYVideoDiffusionTransformer<B> dit(dit_cfg);
     AutoencoderKLCausal3D<B> vae(builtin                ? default_vae_config()
                                  : a.vae_config.empty() ? AutoencoderKLCausal3DConfig::preset("884-16c-hy")
-                                                        : AutoencoderKLCausal3DConfig::from_json(detail::read_json(a.vae_config)));
+                                                        : AutoencoderKLCausal3DConfig::from_json(generate_detail::read_json(a.vae_config)));
     if (builtin) {
         init_weights(dit, kDefaultWeightSeed);
         init_weights(vae, kDefaultWeightSeed + 1);
         fmt::print("model: the built-in default (HunyuanVideo's architecture at a tiny width, deterministic "
                    "pseudo-random weights; see docs/usage.md)\n");
     } else {
-        detail::load_model_file(dit, a.dit, "DiT");
-        detail::load_model_file(vae, a.vae, "VAE");
+        generate_detail::load_model_file(dit, a.dit, "DiT");
+        generate_detail::load_model_file(vae, a.vae, "VAE");
         fmt::print("model: {} from {}, VAE {} from {}\n", a.dit_config.empty() ? a.model : a.dit_config, a.dit,
                    a.vae_config.empty() ? "884-16c-hy" : a.vae_config, a.vae);
     }
