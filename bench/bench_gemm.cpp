@@ -3,13 +3,15 @@
 //   bench_gemm [--threads N] [--runs N]
 //
 // Each cell is the median of `runs` timed calls after one untimed warm-up call (which also creates
-// and caches the oneDNN primitive), reported as GFLOP/s = 2·M·N·K / time. Shapes are M×N×K.
+// and caches the oneDNN primitive), as GFLOP/s = 2·M·N·K / time, once over wall-clock time and once
+// per core (over the CPU time of all threads). Shapes are M×N×K.
 #include <algorithm>
 #include <chrono>
-#include <ctime>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <random>
 #include <string>
 #include <string_view>
@@ -61,25 +63,38 @@ void run_once(const Shape& s, Operands& o, bool bf16) {
                                   0.0f, o.c.data(), s.N);
 }
 
-// Wall and process CPU time of all timed runs: on a shared machine their ratio shows how much of
-// the cores the benchmark actually had.
-struct TimeSpent {
-    double wall = 0, cpu = 0;
+double median(std::vector<double> v) {
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+    return v[v.size() / 2];
+}
+
+// Two rates per cell: FLOPs over wall time, the figure a user waits for, and FLOPs over the CPU
+// time of all threads, which stays meaningful on a machine shared with other work (a preempted
+// thread accrues no CPU time) and is directly a per-core rate.
+struct Rates {
+    double wall_gflops, per_core_gflops;
+    double wall_seconds, cpu_seconds;  // totals over the timed runs
 };
 
-double median_gflops(const Shape& s, Operands& o, bool bf16, int runs, TimeSpent& spent) {
+Rates measure(const Shape& s, Operands& o, bool bf16, int runs) {
     run_once(s, o, bf16);  // warm-up: primitive creation, page faults, caches
-    std::vector<double> seconds;
-    for (int r = 0; r < runs; ++r) {
+    const double gflop = 2.0 * double(s.M) * double(s.N) * double(s.K) * 1e-9;
+    std::vector<double> wall_rates, cpu_rates;
+    Rates r{0, 0, 0, 0};
+    for (int i = 0; i < runs; ++i) {
         const std::clock_t c0 = std::clock();
         const auto t0 = std::chrono::steady_clock::now();
         run_once(s, o, bf16);
-        seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-        spent.cpu += double(std::clock() - c0) / CLOCKS_PER_SEC;
-        spent.wall += seconds.back();
+        const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double cpu = double(std::clock() - c0) / CLOCKS_PER_SEC;
+        wall_rates.push_back(gflop / wall);
+        cpu_rates.push_back(gflop / cpu);
+        r.wall_seconds += wall;
+        r.cpu_seconds += cpu;
     }
-    std::nth_element(seconds.begin(), seconds.begin() + runs / 2, seconds.end());
-    return 2.0 * double(s.M) * double(s.N) * double(s.K) / seconds[static_cast<std::size_t>(runs / 2)] * 1e-9;
+    r.wall_gflops = median(wall_rates);
+    r.per_core_gflops = median(cpu_rates);
+    return r;
 }
 
 }  // namespace
@@ -108,32 +123,41 @@ int main(int argc, char** argv) {
     if (hyvideo::cpu_detail::gemm_has_onednn) engines.push_back(GemmEngine::onednn);
     engines.push_back(GemmEngine::eigen);
 
-    std::printf("GEMM GFLOP/s, M x N x K, %d threads, median of %d runs after a warm-up\n\n",
-                hyvideo::num_threads(), runs);
-    std::printf("| %-24s |", "shape");
-    for (GemmEngine e : engines)
-        for (const char* type : {"f32", "bf16"})
-            std::printf(" %6s %-4s |", std::string(hyvideo::cpu_detail::gemm_engine_name(e)).c_str(), type);
-    std::printf("\n|%s|", std::string(26, '-').c_str());
-    for (std::size_t i = 0; i < engines.size() * 2; ++i) std::printf("%s|", std::string(13, '-').c_str());
-    std::printf("\n");
-
-    TimeSpent spent;
+    std::vector<std::vector<Rates>> table;  // [shape][engine × {f32, bf16}]
+    double wall = 0, cpu = 0;
     for (const Shape& s : shapes) {
         Operands o = make_operands(s);
-        std::printf("| %-24s |", s.name);
-        std::fflush(stdout);
+        auto& row = table.emplace_back();
         for (GemmEngine e : engines) {
             hyvideo::cpu_detail::set_gemm_engine(e);
             for (bool bf16 : {false, true}) {
-                std::printf(" %11.0f |", median_gflops(s, o, bf16, runs, spent));
-                std::fflush(stdout);
+                row.push_back(measure(s, o, bf16, runs));
+                wall += row.back().wall_seconds;
+                cpu += row.back().cpu_seconds;
             }
         }
-        std::printf("\n");
     }
-    // Below 100% other processes took turns on our cores and the figures are low by about as much
-    // (OpenMP threads spin at barriers, so contention can cost more than its share).
-    std::printf("\nCPU share: the timed runs used %.0f%% of %d cores' wall time\n",
-                100.0 * spent.cpu / (spent.wall * hyvideo::num_threads()), hyvideo::num_threads());
+
+    auto print_table = [&](const char* title, double Rates::*rate) {
+        std::printf("%s\n\n| %-20s |", title, "M x N x K");
+        for (GemmEngine e : engines)
+            for (const char* type : {"f32", "bf16"})
+                std::printf(" %6s %-4s |", std::string(hyvideo::cpu_detail::gemm_engine_name(e)).c_str(), type);
+        std::printf("\n|%s|", std::string(22, '-').c_str());
+        for (std::size_t i = 0; i < engines.size() * 2; ++i) std::printf("%s:|", std::string(12, '-').c_str());
+        std::printf("\n");
+        for (std::size_t i = 0; i < table.size(); ++i) {
+            std::printf("| %-20s |", shapes[i].name);
+            for (const Rates& r : table[i]) std::printf(" %11.0f |", r.*rate);
+            std::printf("\n");
+        }
+        std::printf("\n");
+    };
+    std::printf("GEMM, %d threads, median of %d runs after a warm-up\n\n", hyvideo::num_threads(), runs);
+    print_table("GFLOP/s (wall clock)", &Rates::wall_gflops);
+    print_table("GFLOP/s per core (FLOPs / CPU time of all threads)", &Rates::per_core_gflops);
+    // Below 100% other processes had turns on our cores: the wall-clock figures are low by at least
+    // as much, while the per-core figures hold.
+    std::printf("CPU share: the timed runs used %.0f%% of %d cores' wall time\n",
+                100.0 * cpu / (wall * hyvideo::num_threads()), hyvideo::num_threads());
 }

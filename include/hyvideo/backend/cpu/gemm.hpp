@@ -244,8 +244,9 @@ inline dnnl::stream& onednn_stream() {
 }
 
 // oneDNN's default scratchpad is one buffer shared by every primitive in the process (unless the
-// library was built with ONEDNN_ENABLE_CONCURRENT_EXEC, which Debian's is not), so two threads
-// running products at once would overwrite each other's partial sums. Each calling thread gets its
+// library was built with ONEDNN_ENABLE_CONCURRENT_EXEC, which Debian's evidently is not: the test
+// with concurrent callers failed without this), so two threads running products at once overwrite
+// each other's partial sums. Each calling thread gets its
 // own buffer instead, grown to the largest need seen and reused.
 inline void* onednn_scratchpad(std::size_t bytes) {
     struct FreeDeleter {
@@ -305,11 +306,11 @@ inline Matmul make_matmul(const MatmulKey& key) {
     return m;
 }
 
-// Creating a primitive descriptor costs tens of microseconds (oneDNN's own cache only skips the
-// JIT step), which matters for the many small products of a transformer step. Primitives are
-// immutable and safe to execute concurrently, so the cache hands out copies of the handle and
-// holds its lock only for the lookup. A model uses a few dozen shapes; past `capacity` the oldest
-// entry goes.
+// Recreating a primitive costs about 2 µs here even when oneDNN's own primitive cache still holds
+// its JIT code (a 64³ product takes 4 µs on one core), against 0.1 µs for a lookup in this cache.
+// Primitives are immutable and safe to execute concurrently, so the cache hands out copies of the
+// handle and holds its lock only for the lookup. A model uses a few dozen shapes; past `capacity`
+// the oldest entry goes.
 class MatmulCache {
 public:
     Matmul get(const MatmulKey& key) {
