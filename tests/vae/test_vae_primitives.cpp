@@ -165,6 +165,42 @@ TEST_CASE("conv3d: the fused input map (GroupNorm + SiLU) and residual") {
     CHECK_THROWS_AS(conv3d(x, w, Tensor{}, Conv3dSpec::causal(3), {{}, {}, false, Tensor::zeros({1, 5, 2, 3, 4})}), Error);
 }
 
+// oneDNN's f32 Winograd path (3×3 in space, stride 1, channel counts multiples of 16), against the
+// definition and against the direct kernels, for whole-frame and partial-frame slabs.
+TEST_CASE("conv3d (oneDNN): the Winograd path") {
+    if (!gemm_has_onednn) return;
+    struct Case {
+        Shape x, w;
+        Conv3dSpec spec;
+    };
+    // (At least kWinogradMinPixels output pixels per sample, or the direct path is taken anyway.)
+    const std::vector<Case> cases{
+        {{1, 16, 5, 40, 44}, {32, 16, 3, 3, 3}, Conv3dSpec::causal(3)},
+        {{1, 32, 3, 48, 61}, {16, 32, 2, 3, 3}, Conv3dSpec{{1, 1, 1}, {1, 0, 1, 1, 1, 1}, PadMode::zeros}},
+        {{1, 16, 1, 91, 97}, {16, 16, 3, 3, 3}, Conv3dSpec::causal(3)},
+    };
+    for (const auto& c : cases) {
+        const Tensor x = random_tensor(c.x, 60), w = random_tensor(c.w, 61, 0.2f), b = random_tensor({c.w[0]}, 62);
+        const Tensor map = group_norm_affine(x, Tensor{}, Tensor{}, 4, 1e-6f);
+        const Conv3dFusion f{map.select(0, 0), map.select(0, 1), true, random_tensor(c.spec.output_shape(c.x, c.w), 63)};
+        for (bool fused : {false, true}) {
+            const Conv3dFusion fu = fused ? f : Conv3dFusion{};
+            const Tensor ref = conv3d_naive(x, w, b, c.spec, fu);
+            for (std::int64_t bytes : {std::int64_t{200000}, std::int64_t{64} << 20}) {
+                Settings scope(Conv3dEngine::onednn, bytes);
+                INFO("x ", shape_str(c.x), " w ", shape_str(c.w), " fused ", fused, " slab bytes ", bytes);
+                set_conv3d_winograd(true);
+                const Tensor wino = conv3d(x, w, b, c.spec, fu);
+                set_conv3d_winograd(false);
+                const Tensor direct = conv3d(x, w, b, c.spec, fu);
+                set_conv3d_winograd(true);
+                CHECK(rel_l2(wino, ref) < 2e-6);
+                CHECK(rel_l2(direct, ref) < 1e-6);
+            }
+        }
+    }
+}
+
 TEST_CASE("conv3d: output shape rules and bad arguments") {
     const Tensor x = random_tensor({1, 4, 4, 6, 7}, 12);
     const Tensor w = random_tensor({5, 4, 3, 3, 3}, 13, 0.3f);
@@ -181,12 +217,12 @@ TEST_CASE("conv3d: output shape rules and bad arguments") {
 // not held to this.
 TEST_CASE("conv3d (oneDNN): the same bits for one and two threads") {
     if (!gemm_has_onednn) return;
-    const Tensor x = random_tensor({1, 32, 5, 12, 20}, 18), w = random_tensor({48, 32, 3, 3, 3}, 19, 0.1f);
+    const Tensor x = random_tensor({1, 32, 5, 40, 48}, 18), w = random_tensor({48, 32, 3, 3, 3}, 19, 0.1f);
     const Tensor b = random_tensor({48}, 20);
     const Tensor map = group_norm_affine(x, Tensor{}, Tensor{}, 4, 1e-6f);
-    const Conv3dFusion f{map.select(0, 0), map.select(0, 1), true, random_tensor({1, 48, 5, 12, 20}, 21)};
+    const Conv3dFusion f{map.select(0, 0), map.select(0, 1), true, random_tensor({1, 48, 5, 40, 48}, 21)};
     for (DType dt : {DType::f32, DType::bf16})
-        for (std::int64_t bytes : {std::int64_t{20000}, std::int64_t{64} << 20}) {
+        for (std::int64_t bytes : {std::int64_t{1} << 20, std::int64_t{64} << 20}) {
             Settings scope(Conv3dEngine::onednn, bytes);
             Tensor one, two;
             {
@@ -260,6 +296,23 @@ TEST_CASE("group_norm: both layouts, both kernels, with and without affine and S
     }
     CHECK_THROWS_AS(group_norm(random_tensor({1, 6, 2}, 33), Tensor{}, Tensor{}, 4, 1e-6f), Error);
     CHECK_THROWS_AS(group_norm(random_tensor({1, 8, 2}, 33), random_tensor({8}, 1), Tensor{}, 4, 1e-6f), Error);
+}
+
+TEST_CASE("group_norm: the same bits for one and two threads") {
+    const Tensor x = random_tensor({1, 32, 5, 40, 40}, 35, 2.0f, 3.0f);
+    for (const auto& [layout, xin] : layouts(x)) {
+        Tensor one, two;
+        {
+            ThreadScope t(1);
+            one = group_norm(xin, Tensor{}, Tensor{}, 8, 1e-6f, true);
+        }
+        {
+            ThreadScope t(2);
+            two = group_norm(xin, Tensor{}, Tensor{}, 8, 1e-6f, true);
+        }
+        INFO(layout);
+        CHECK(bitwise_equal(one, two));
+    }
 }
 
 TEST_CASE("channel map: exp and SiLU against libm, bf16 rounding, NaN, the tail lanes") {

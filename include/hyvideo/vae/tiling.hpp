@@ -57,6 +57,7 @@ struct TileAxis {
 
     // Tile starts for an axis of n input positions: 0, step, 2·step, ... < n (the official loops).
     std::vector<std::int64_t> starts(std::int64_t n) const {
+        HYVIDEO_CHECK(step >= 1 && tile >= 1, "tiling: tiles of ", tile, " every ", step, " positions do not advance");
         std::vector<std::int64_t> s;
         for (std::int64_t i = 0; i < n; i += step) s.push_back(i);
         return s;

@@ -2,11 +2,11 @@
 // GroupNorm on [N, C, ...] f32 tensors (torch.nn.GroupNorm), optionally followed by SiLU, and the
 // per-channel map it amounts to, for a convolution to apply while it reads its input.
 //
-// Statistics per sample and group of C/G channels, over those channels and every position: the
-// mean, then the biased variance around it (two passes in double, so a large mean costs no
-// precision). Sums are formed per channel (channels-first) or per block of 2048 pixels
-// (channels-last), each by one thread, and combined in a fixed order, so the result does not depend
-// on the thread count. Normalisation is then the per-channel affine map y = x·a_c + b_c with
+// Statistics per sample and group of C/G channels, over those channels and every position: the mean
+// and the biased variance, from one pass of shifted sums in double (so a large mean costs no
+// precision, see channel_sums). Sums are formed per channel (channels-first) or per block of 2048
+// pixels (channels-last), each by one thread, and combined in a fixed order, so the result does not
+// depend on the thread count. Normalisation is then the per-channel affine map y = x·a_c + b_c with
 // a_c = γ_c·rstd_g and b_c = β_c − mean_g·a_c (how PyTorch's kernel applies it), computed in double
 // and rounded to float once.
 //
@@ -60,72 +60,95 @@ inline View view_of(const Tensor& x) {
     return v;
 }
 
-// Per (n, c): Σ f(x) over the channel's P values, f(x) = x − center[n·C + c], squared if `square`.
-// (center nullptr: f(x) = x.) Returned as N·C doubles.
-inline std::vector<double> channel_sums(const View& v, const std::vector<double>* center, bool square) {
+// Per (n, c), in one pass over the tensor: s1 = Σ (x − p) and s2 = Σ (x − p)² over the channel's P
+// values, shifted by a pivot p, the channel's first value. Shifting by a value of the data keeps the
+// later s2 − s1²/P free of cancellation whatever the mean (the relative error grows with the squared
+// distance of p from the mean in standard deviations, and p is one of the values).
+struct ChannelSums {
+    std::vector<double> pivot, s1, s2;  // N·C each
+};
+
+inline ChannelSums channel_sums(const View& v) {
     const float* x = v.t.data<const float>();
-    std::vector<double> sums(static_cast<std::size_t>(v.N * v.C), 0.0);
+    const auto NC = static_cast<std::size_t>(v.N * v.C);
+    ChannelSums r{std::vector<double>(NC), std::vector<double>(NC, 0.0), std::vector<double>(NC, 0.0)};
     if (!v.channels_last) {
         const std::int64_t grain = std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(v.P, 1));
         parallel_for(0, v.N * v.C, [&](std::int64_t nc) {
             const float* row = x + nc * v.P;
-            const double m = center ? (*center)[static_cast<std::size_t>(nc)] : 0.0;
-            double s = 0;
-            if (square) {
-#pragma omp simd reduction(+ : s)
-                for (std::int64_t i = 0; i < v.P; ++i) s += (row[i] - m) * (row[i] - m);
-            } else {
-#pragma omp simd reduction(+ : s)
-                for (std::int64_t i = 0; i < v.P; ++i) s += row[i] - m;
+            const double p = v.P > 0 ? row[0] : 0.0;
+            double s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
+            for (std::int64_t i = 0; i < v.P; ++i) {
+                const double d = row[i] - p;
+                s1 += d;
+                s2 += d * d;
             }
-            sums[static_cast<std::size_t>(nc)] = s;
+            const auto k = static_cast<std::size_t>(nc);
+            r.pivot[k] = p;
+            r.s1[k] = s1;
+            r.s2[k] = s2;
         }, grain);
-        return sums;
+        return r;
     }
-    // Channels-last: per-channel partial sums of fixed pixel blocks, vectorised across channels,
-    // then added up block by block in order.
+    // Channels-last: per-channel partial sums of fixed pixel blocks, vectorised across channels (the
+    // pivots are the first pixel), then added up block by block in order.
+    for (std::int64_t n = 0; n < v.N; ++n)
+        for (std::int64_t c = 0; c < v.C; ++c)
+            r.pivot[static_cast<std::size_t>(n * v.C + c)] = v.P > 0 ? x[n * v.P * v.C + c] : 0.0;
     const std::int64_t blocks = (v.P + kPixelBlock - 1) / kPixelBlock;
-    std::vector<double> partial(static_cast<std::size_t>(v.N * blocks * v.C), 0.0);
+    std::vector<double> partial(static_cast<std::size_t>(2 * v.N * blocks * v.C), 0.0);
     const std::int64_t grain = std::max<std::int64_t>(1, kGrain / (kPixelBlock * v.C));
     parallel_for(0, v.N * blocks, [&](std::int64_t nb) {
         const std::int64_t n = nb / blocks, p0 = (nb % blocks) * kPixelBlock, p1 = std::min(v.P, p0 + kPixelBlock);
-        double* acc = partial.data() + nb * v.C;
-        const double* m = center ? center->data() + n * v.C : nullptr;
+        double* a1 = partial.data() + 2 * nb * v.C;
+        double* a2 = a1 + v.C;
+        const double* pivot = r.pivot.data() + n * v.C;
         for (std::int64_t p = p0; p < p1; ++p) {
             const float* px = x + (n * v.P + p) * v.C;
-            if (square) {
 #pragma omp simd
-                for (std::int64_t c = 0; c < v.C; ++c) acc[c] += (px[c] - m[c]) * (px[c] - m[c]);
-            } else if (m) {
-#pragma omp simd
-                for (std::int64_t c = 0; c < v.C; ++c) acc[c] += px[c] - m[c];
-            } else {
-#pragma omp simd
-                for (std::int64_t c = 0; c < v.C; ++c) acc[c] += px[c];
+            for (std::int64_t c = 0; c < v.C; ++c) {
+                const double d = px[c] - pivot[c];
+                a1[c] += d;
+                a2[c] += d * d;
             }
         }
     }, grain);
     for (std::int64_t n = 0; n < v.N; ++n)
         for (std::int64_t b = 0; b < blocks; ++b)
-            for (std::int64_t c = 0; c < v.C; ++c)
-                sums[static_cast<std::size_t>(n * v.C + c)] += partial[static_cast<std::size_t>((n * blocks + b) * v.C + c)];
-    return sums;
+            for (std::int64_t c = 0; c < v.C; ++c) {
+                const auto k = static_cast<std::size_t>(n * v.C + c);
+                const auto at = static_cast<std::size_t>(2 * (n * blocks + b) * v.C + c);
+                r.s1[k] += partial[at];
+                r.s2[k] += partial[at + static_cast<std::size_t>(v.C)];
+            }
+    return r;
 }
 
-// scale and shift [2, N, C] of the normalisation (with weight and bias, if given).
+// scale and shift [2, N, C] of the normalisation (with weight and bias, if given). The group's
+// moments are the channels' shifted sums moved to a common origin, the group mean:
+// Σ (x − m)² = Σ_c [s2_c + 2·(p_c − m)·s1_c + P·(p_c − m)²].
 inline Tensor affine(const View& v, const Tensor& weight, const Tensor& bias, std::int64_t groups, float eps) {
     const std::int64_t cpg = v.C / groups;
-    const double count = static_cast<double>(cpg * v.P);
-    auto group_totals = [&](const std::vector<double>& per_channel) {
-        std::vector<double> g(static_cast<std::size_t>(v.N * groups), 0.0);
-        for (std::int64_t nc = 0; nc < v.N * v.C; ++nc) g[static_cast<std::size_t>(nc / cpg)] += per_channel[static_cast<std::size_t>(nc)];
-        return g;
-    };
-    std::vector<double> mean = group_totals(channel_sums(v, nullptr, false));
-    for (auto& m : mean) m /= count;
-    std::vector<double> center(static_cast<std::size_t>(v.N * v.C));
-    for (std::int64_t nc = 0; nc < v.N * v.C; ++nc) center[static_cast<std::size_t>(nc)] = mean[static_cast<std::size_t>(nc / cpg)];
-    const std::vector<double> sq = group_totals(channel_sums(v, &center, true));
+    const double P = static_cast<double>(v.P), count = static_cast<double>(cpg) * P;
+    const ChannelSums sums = channel_sums(v);
+    std::vector<double> mean(static_cast<std::size_t>(v.N * groups)), rstd(mean.size());
+    for (std::int64_t ng = 0; ng < v.N * groups; ++ng) {
+        double total = 0;
+        for (std::int64_t c = ng * cpg; c < (ng + 1) * cpg; ++c) {
+            const auto k = static_cast<std::size_t>(c);
+            total += sums.s1[k] + P * sums.pivot[k];
+        }
+        const double m = total / count;
+        double sq = 0;
+        for (std::int64_t c = ng * cpg; c < (ng + 1) * cpg; ++c) {
+            const auto k = static_cast<std::size_t>(c);
+            const double shift = sums.pivot[k] - m;
+            sq += sums.s2[k] + 2.0 * shift * sums.s1[k] + P * shift * shift;
+        }
+        mean[static_cast<std::size_t>(ng)] = m;
+        rstd[static_cast<std::size_t>(ng)] = 1.0 / std::sqrt(std::max(sq, 0.0) / count + eps);
+    }
 
     Tensor out = Tensor::empty({2, v.N, v.C});
     float* scale = out.data<float>();
@@ -135,8 +158,7 @@ inline Tensor affine(const View& v, const Tensor& weight, const Tensor& bias, st
     for (std::int64_t nc = 0; nc < v.N * v.C; ++nc) {
         const auto g = static_cast<std::size_t>(nc / cpg);
         const std::int64_t c = nc % v.C;
-        const double rstd = 1.0 / std::sqrt(sq[g] / count + eps);
-        const double a = rstd * (w ? w[c] : 1.0f);
+        const double a = rstd[g] * (w ? w[c] : 1.0f);
         scale[nc] = static_cast<float>(a);
         shift[nc] = static_cast<float>((b ? b[c] : 0.0f) - mean[g] * a);
     }
