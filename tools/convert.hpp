@@ -69,13 +69,13 @@ inline void write_safetensors_streaming(const std::filesystem::path& path, const
     try {
         text = header.dump();
     } catch (const nlohmann::json::exception& e) {
-        throw Error(detail::concat(path.string(), ": a tensor name or metadata value is not valid UTF-8: ", e.what()));
+        throw Error(hyvideo::detail::concat(path.string(), ": a tensor name or metadata value is not valid UTF-8: ", e.what()));
     }
     text.append((8 - text.size() % 8) % 8, ' ');
     unsigned char length[8];
     for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(static_cast<std::uint64_t>(text.size()) >> (8 * i));
 
-    detail::AtomicFile out(path);
+    hyvideo::detail::AtomicFile out(path);  // qualified: hyvideo::cli may have a detail of its own
     out.write(length, sizeof length);
     out.write(text.data(), text.size());
     for (const auto& t : tensors) {
@@ -127,11 +127,11 @@ inline int run_convert(const ConvertArgs& opt) {
     const Checkpoint ckpt = Checkpoint::open(opt.input, checkpoint_options(opt.model, opt.prefix, opt.load_key, opt.fp8_map));
 
     if (!ckpt.incomplete().empty())
-        throw Error(detail::concat(opt.input, ": ", ckpt.incomplete().size(), " official tensors cannot be assembled, e.g. ",
+        throw Error(hyvideo::detail::concat(opt.input, ": ", ckpt.incomplete().size(), " official tensors cannot be assembled, e.g. ",
                                    ckpt.incomplete().front(), " (see hyvideo inspect)"));
     const auto& unexpected = ckpt.unexpected();
     if (!unexpected.empty() && !opt.drop_unexpected)
-        throw Error(detail::concat(opt.input, ": ", unexpected.size(), " tensors have no official name, e.g. ",
+        throw Error(hyvideo::detail::concat(opt.input, ": ", unexpected.size(), " tensors have no official name, e.g. ",
                                    unexpected.front(), "; --drop-unexpected leaves them out"));
 
     std::vector<PendingTensor> plan;
@@ -163,11 +163,13 @@ inline int run_convert(const ConvertArgs& opt) {
         if (opt.fp8 && floating && is_fp8_layer(name, shape)) {
             // The scale is written with the float32 tensors, ahead of the weight (for alignment), so it
             // is computed on its own; quantising the weight computes it again, identically.
-            plan.push_back({name, DType::f8e4m3, shape,
-                            [&ckpt, name, target] { return quantize_fp8(ckpt.weights().get(name).to(target)).weight; }});
-            plan.push_back({module + std::string(fp8_scale_suffix), DType::f32, Shape{}, [&ckpt, name, target] {
-                                return Tensor::from_vector<float>({}, {fp8_scale_of(ckpt.weights().get(name).to(target))});
-                            }});
+            const auto as_target = [&ckpt, name, target] {
+                const Tensor t = ckpt.weights().get(name);
+                return t.dtype() == target ? t : t.to(target);
+            };
+            plan.push_back({name, DType::f8e4m3, shape, [as_target] { return quantize_fp8(as_target()).weight; }});
+            plan.push_back({module + std::string(fp8_scale_suffix), DType::f32, Shape{},
+                            [as_target] { return Tensor::from_vector<float>({}, {fp8_scale_of(as_target())}); }});
             ++quantised;
             ++scales;
             continue;

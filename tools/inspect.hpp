@@ -254,8 +254,7 @@ inline bool clean(const nlohmann::json& r) {
 inline void print_model(const nlohmann::json& r) {
     const auto line = [](const char* key, const std::string& value) { fmt::print("  {:<11}{}\n", key, value); };
     fmt::print("{}\n", r["file"].get<std::string>());
-    line("model", "HunyuanVideo " + r["model"].get<std::string>() +
-                      (r["prefix"].get<std::string>().empty() ? "" : " (names under \"" + r["prefix"].get<std::string>() + "\")"));
+    line("model", "HunyuanVideo " + r["model"].get<std::string>());
     line("layout", r["layout"].get<std::string>());
     std::string dt;
     for (const auto& [k, v] : r["dtypes"].items()) dt += fmt::format("{}{} {}", dt.empty() ? "" : ", ", k, v.get<int>());
@@ -266,6 +265,9 @@ inline void print_model(const nlohmann::json& r) {
         line("config", "cannot be inferred: " + r["config_error"].get<std::string>());
     } else {
         const auto& c = r["config"];
+        // A placeholder RoPE (the weights do not determine it) is not printed as if it were known.
+        bool rope_known = true;
+        for (const auto& n : r["config_notes"]) rope_known = rope_known && n.get<std::string>().find("rope_dim_list is not stored") == std::string::npos;
         if (r["model"] == "DiT")
             line("config", fmt::format("hidden {} = {} heads x {}, {} double + {} single blocks, mlp ratio {}, "
                                        "channels {} -> {}, patch {}, text {} / {}, guidance {}, rope {}{}",
@@ -275,12 +277,13 @@ inline void print_model(const nlohmann::json& r) {
                                        c["mlp_width_ratio"].get<double>(), c["in_channels"].get<std::int64_t>(),
                                        c["out_channels"].get<std::int64_t>(), c["patch_size"].dump(),
                                        c["text_states_dim"].get<std::int64_t>(), c["text_states_dim_2"].get<std::int64_t>(),
-                                       c["guidance_embed"].get<bool>() ? "on" : "off", c["rope_dim_list"].dump(),
+                                       c["guidance_embed"].get<bool>() ? "on" : "off",
+                                       rope_known ? c["rope_dim_list"].dump() : std::string("unknown"),
                                        c["i2v_condition_type"].get<std::string>().empty()
                                            ? std::string()
                                            : ", I2V " + c["i2v_condition_type"].get<std::string>()));
         else
-            line("config", fmt::format("blocks {}, {} resnets per block, latent {} channels, groups {}, scaling {}",
+            line("config", fmt::format("blocks {}, layers_per_block {}, latent {} channels, groups {}, scaling {}",
                                        c["block_out_channels"].dump(), c["layers_per_block"].get<std::int64_t>(),
                                        c["latent_channels"].get<std::int64_t>(), c["norm_num_groups"].get<std::int64_t>(),
                                        c["scaling_factor"].get<double>()));

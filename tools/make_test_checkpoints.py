@@ -23,6 +23,11 @@ them on the fixture inputs, which proves the mapping against the real library (p
 
 Run from anywhere: python3 tools/make_test_checkpoints.py [--check-diffusers]
 The output is deterministic: running it again rewrites identical files.
+
+`--large OUT.pt` instead writes a big random DiT in the official layout (not committed): the 13B model's
+names and shapes at half the width and a fifth of the depth (hidden 1536, 4 double + 8 single blocks, the
+real text dimensions; 721M parameters, 1.44 GB in bf16), for measuring the readers' memory and speed on a
+file of realistic structure (docs/checkpoints.md, "Memory").
 """
 import argparse
 import collections
@@ -221,11 +226,31 @@ def state_dict_with_metadata(tensors):
     return sd
 
 
+def write_large(path):
+    """The real transformer's manifest with every hidden-size multiple halved and fewer blocks."""
+    manifest = json.loads((GOLDEN / "manifest_dit_t2_cfgdistill.json").read_text())["tensors"]
+    hidden = {3072 * k: 1536 * k for k in range(1, 8)}  # hidden, 2x, 3x (qkv), 4x (mlp), 5x, 6x, 7x (linear1)
+    beyond = re.compile(r"(double_blocks\.[4-9]|double_blocks\.1\d|single_blocks\.([89]|[1-3]\d))\.")
+    g = torch.Generator().manual_seed(0)
+    sd = collections.OrderedDict()
+    for name, shape in sorted(manifest.items()):
+        if beyond.match(name):  # blocks past 4 double and 8 single
+            continue
+        shape = [hidden.get(d, d) for d in shape]
+        sd[name] = (torch.randn(shape, generator=g) * 0.02).to(torch.bfloat16)
+    torch.save({"module": state_dict_with_metadata(sd)}, path)
+    n = sum(t.numel() for t in sd.values())
+    print(f"wrote {path}: {len(sd)} tensors, {n:,} parameters")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check-diffusers", action="store_true",
                     help="also load the diffusers files into diffusers' own models and compare their outputs")
+    ap.add_argument("--large", metavar="OUT.pt", help="write a large random DiT for memory measurements, and nothing else")
     args = ap.parse_args()
+    if args.large:
+        return write_large(args.large)
     torch.manual_seed(0)
 
     dit_fx, dit_meta = read_safetensors(GOLDEN / "transformer_tiny.safetensors")

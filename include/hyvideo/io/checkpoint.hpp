@@ -63,6 +63,7 @@
 #include "hyvideo/io/safetensors.hpp"
 #include "hyvideo/io/weight_source.hpp"
 #include "hyvideo/models/config.hpp"
+#include "hyvideo/nn/module.hpp"
 #include "hyvideo/vae/config.hpp"
 
 namespace hyvideo {
@@ -128,7 +129,8 @@ inline std::optional<Shape> broadcast_strides(const Shape& scale, const Shape& w
 // The official dequantisation: out = round(round(W8) · round(scale)) in `out_dtype`, the scale
 // broadcast against W (fp8_activation_dequant: qdata.to(dtype) * scale.to(dtype)). W8 → bf16/f16 is
 // exact, and so is the product of a 4-bit and an 8- or 11-bit significand in f32, so the only
-// roundings are the scale's and the product's, as in torch.
+// roundings are the scale's and the product's, as in torch (for f32 output the product is rounded
+// once, as torch's f32 multiply rounds it).
 inline Tensor dequantize_fp8(const Tensor& w8, const Tensor& scale, DType out_dtype = DType::bf16) {
     HYVIDEO_CHECK(w8.dtype() == DType::f8e4m3, "dequantize_fp8: the weight is ", dtype_name(w8.dtype()),
                   ", not float8_e4m3fn");
@@ -173,22 +175,25 @@ struct Fp8Weight {
 // (nearest, ties to even: the reference's log2/round construction amounts to exactly that, which
 // tools/make_test_checkpoints.py asserts against torch). One departure: an all-zero weight gets
 // scale 1, where the reference would divide by zero and store NaNs.
-inline float fp8_scale_of(const Tensor& w) {
-    const DType t = w.dtype();
+namespace detail {
+inline float fp8_scale_of_values(const std::vector<float>& v, DType t) {
     HYVIDEO_CHECK(t == DType::f32 || t == DType::bf16 || t == DType::f16, "quantize_fp8: a ", dtype_name(t),
                   " weight (float32, bfloat16 or float16 expected)");
     float max_abs = 0;
-    for (float x : w.to_vector()) {
+    for (float x : v) {
         HYVIDEO_CHECK(std::isfinite(x), "quantize_fp8: the weight holds inf or NaN");
         max_abs = std::max(max_abs, std::fabs(x));
     }
-    return max_abs > 0 ? detail::round_to(max_abs / fp8_e4m3_max, t) : 1.0f;
+    return max_abs > 0 ? round_to(max_abs / fp8_e4m3_max, t) : 1.0f;
 }
+}  // namespace detail
+
+inline float fp8_scale_of(const Tensor& w) { return detail::fp8_scale_of_values(w.to_vector(), w.dtype()); }
 
 inline Fp8Weight quantize_fp8(const Tensor& w) {
-    Fp8Weight q;
-    q.scale = fp8_scale_of(w);
     const std::vector<float> v = w.to_vector();
+    Fp8Weight q;
+    q.scale = detail::fp8_scale_of_values(v, w.dtype());
     q.weight = Tensor::empty(w.shape(), DType::f8e4m3);
     auto* out = static_cast<std::uint8_t*>(q.weight.raw_data());
     for (std::size_t i = 0; i < v.size(); ++i) out[i] = f32_to_f8e4m3(detail::round_to(v[i] / q.scale, w.dtype()));
@@ -270,7 +275,7 @@ struct ModelLocation {
 
 // Every model whose anchor tensor appears among `names`, ordered by prefix.
 inline std::vector<ModelLocation> find_models(const std::vector<std::string>& names) {
-    static constexpr std::pair<std::string_view, ModelLocation> anchors[] = {
+    static const std::pair<std::string_view, ModelLocation> anchors[] = {
         {"img_in.proj.weight", {ModelKind::dit, NameScheme::official, ""}},
         {"x_embedder.proj.weight", {ModelKind::dit, NameScheme::diffusers, ""}},
         {"decoder.conv_in.conv.weight", {ModelKind::vae, NameScheme::official, ""}},
@@ -298,6 +303,7 @@ struct CheckpointOptions {
     std::string load_key = "module";    // the official --load-key: the preferred wrapper of a .pt ("module", "ema")
     std::optional<std::filesystem::path> fp8_map;  // default: the .pt's name with ".pt" -> "_map.pt"
     DType fp8_dtype = DType::bf16;      // what scaled fp8 weights are dequantised to (the official run: bf16)
+    bool verify_pickle_crc = true;      // a .pt's data.pkl checksum; off only for the fuzzer (TorchFile::Options)
 };
 
 template <class Config>
@@ -324,8 +330,9 @@ public:
     }
 
     // The models in a file or directory, for tools that list everything (`hyvideo inspect`).
-    static std::vector<ModelLocation> models(const std::filesystem::path& path) {
+    static std::vector<ModelLocation> models(const std::filesystem::path& path, const CheckpointOptions& options = {}) {
         Checkpoint c;
+        c.options_ = options;
         c.resolve(path);
         return find_models(c.raw_->names());
     }
@@ -345,7 +352,8 @@ public:
     const RawTensors& raw() const { return *raw_; }
     std::vector<std::pair<std::string, std::string>> values() const { return values_; }
 
-    // One line: what the files are. "official torch.save archive, state dict under \"module\"", ...
+    // One line: what the files are, e.g. "PyTorch torch.save archive, names under \"module.\", official
+    // names (official release layout)".
     std::string layout() const {
         std::string s;
         switch (container_) {
@@ -357,13 +365,17 @@ public:
         }
         if (!location_.prefix.empty()) s += ", names under \"" + location_.prefix + "\"";
         s += location_.scheme == NameScheme::diffusers ? ", diffusers names" : ", official names";
-        if (diffusers_folder()) s += kind() == ModelKind::vae && location_.scheme == NameScheme::official
-                                         ? " (diffusers layout; its VAE names are the official ones)"
-                                         : " (diffusers layout)";
-        else if (container_ == Container::torch_zip) s += " (official release layout)";
-        else if (location_.prefix.empty()) s += " (ComfyUI repackaged / hyvideo convert layout)";
-        else if (location_.prefix == "model.diffusion_model." || location_.prefix == "first_stage_model.")
-            s += " (ComfyUI checkpoint layout)";
+        // Which distribution the files look like (diffusers names outside a diffusers folder: none of them).
+        if (diffusers_folder()) {
+            s += kind() == ModelKind::vae && location_.scheme == NameScheme::official
+                     ? " (diffusers layout; its VAE names are the official ones)"
+                     : " (diffusers layout)";
+        } else if (location_.scheme == NameScheme::official) {
+            if (container_ == Container::torch_zip) s += " (official release layout)";
+            else if (location_.prefix.empty()) s += " (ComfyUI repackaged / hyvideo convert layout)";
+            else if (location_.prefix == "model.diffusion_model." || location_.prefix == "first_stage_model.")
+                s += " (ComfyUI checkpoint layout)";
+        }
         if (fp8_map_file_) s += "; fp8 scales from " + fp8_map_file_->filename().string();
         else if (!model_->scales.empty()) s += "; fp8 scales beside the weights";
         return s;
@@ -537,6 +549,9 @@ private:
         const auto index = std::find_if(candidates.begin(), candidates.end(),
                                          [](auto& p) { return p.filename().string().ends_with(".index.json"); });
         if (index != candidates.end()) return *index;
+        // A diffusers pipeline folder holds its models in subfolders.
+        HYVIDEO_CHECK(!candidates.empty() || !std::filesystem::is_regular_file(dir / "model_index.json"), dir.string(),
+                      ": a diffusers pipeline folder; name its transformer/ or vae/ folder");
         HYVIDEO_CHECK(candidates.size() == 1, dir.string(), ": ",
                       candidates.empty() ? "no checkpoint file (*.pt, *.safetensors, *.safetensors.index.json)"
                                          : "several checkpoint files; name the one to use");
@@ -602,7 +617,9 @@ private:
         if (!name.ends_with(".json") && is_zip(file)) {
             container_ = Container::torch_zip;
             files_ = {file};
-            auto pt = std::make_shared<const TorchFile>(TorchFile::open(file));
+            TorchFile::Options pt_options;
+            pt_options.verify_pickle_crc = options_.verify_pickle_crc;
+            auto pt = std::make_shared<const TorchFile>(TorchFile::open(file, pt_options));
             values_ = pt->values();
             raw_->add(pt);
             return;
@@ -719,7 +736,10 @@ private:
     // Shapes and dtypes of the diffusers fusions, checked once at open so that a bad file is refused
     // before anything is loaded.
     void assemble_infos() {
-        for (auto& [official, r] : model_->recipes) {
+        for (auto& entry : model_->recipes) {
+            // Named, not structured-bound: the lambda below captures it, which clang 14 cannot do for bindings.
+            const std::string& official = entry.first;
+            Recipe& r = entry.second;
             if (std::find(r.parts.begin(), r.parts.end(), std::string()) != r.parts.end()) {
                 std::string missing;
                 const auto want = diffusers::dit_diffusers(official);
@@ -735,6 +755,7 @@ private:
                 if (first.shape.empty() || first.shape[0] % 2 != 0)
                     bad(r.parts[0], " ", shape_str(first.shape), " has no two equal halves along dim 0");
             } else if (r.combine == diffusers::Combine::concat) {
+                if (first.shape.empty()) bad(r.parts[0], " is 0-d and cannot be stacked along dim 0");
                 r.info.shape[0] = 0;
                 for (std::size_t i = 0; i < r.parts.size(); ++i) {
                     const StoredInfo& s = raw_->stored(r.parts[i]);
@@ -874,40 +895,47 @@ std::int64_t count_blocks(const Lookup& shape, F name) {
 inline ConfigGuess<HYVideoConfig> Checkpoint::infer_dit_config(const ShapeLookup& shape, const nlohmann::json* json) {
     ConfigGuess<HYVideoConfig> g;
     HYVideoConfig& c = g.config;
-    const auto need = [&](const std::string& name) {
+    // Every shape is checked for its rank before it is indexed: a file may hold anything under any name.
+    const auto need = [&](const std::string& name, std::size_t rank) {
         const auto s = shape(name);
         HYVIDEO_CHECK(s, "not a complete HunyuanVideo DiT: no ", name);
+        HYVIDEO_CHECK(s->size() == rank, name, " has shape ", shape_str(*s), ", not the ", rank, "-d tensor of a DiT");
         return *s;
     };
-    const Shape img_in = need("img_in.proj.weight");
-    HYVIDEO_CHECK(img_in.size() == 5, "img_in.proj.weight has shape ", shape_str(img_in), ", not a Conv3d kernel");
+    const auto optional = [&](const std::string& name, std::size_t rank) {
+        const auto s = shape(name);
+        return s && s->size() == rank ? s : std::nullopt;
+    };
+    const Shape img_in = need("img_in.proj.weight", 5);
     c.hidden_size = img_in[0];
     c.in_channels = img_in[1];
     c.patch_size = {img_in[2], img_in[3], img_in[4]};
-    const Shape final_linear = need("final_layer.linear.weight");
-    const std::int64_t patch_volume = img_in[2] * img_in[3] * img_in[4];
-    c.out_channels = patch_volume > 0 ? final_linear[0] / patch_volume : 0;
+    const Shape final_linear = need("final_layer.linear.weight", 2);
+    auto patch_volume = detail::checked_mul<std::int64_t>(img_in[2], img_in[3]);
+    if (patch_volume) patch_volume = detail::checked_mul<std::int64_t>(*patch_volume, img_in[4]);
+    HYVIDEO_CHECK(patch_volume, "img_in.proj.weight has shape ", shape_str(img_in), ", whose patch overflows");
+    c.out_channels = *patch_volume > 0 ? final_linear[0] / *patch_volume : 0;
     c.mm_double_blocks_depth = detail::count_blocks(shape, [](auto i) { return "double_blocks." + std::to_string(i) + ".img_attn_qkv.weight"; });
     c.mm_single_blocks_depth = detail::count_blocks(shape, [](auto i) { return "single_blocks." + std::to_string(i) + ".linear1.weight"; });
     c.refiner_depth = detail::count_blocks(shape, [](auto i) {
         return "txt_in.individual_token_refiner.blocks." + std::to_string(i) + ".self_attn_qkv.weight";
     });
-    std::optional<Shape> qnorm = shape("double_blocks.0.img_attn_q_norm.weight");
-    if (!qnorm) qnorm = shape("single_blocks.0.q_norm.weight");
-    HYVIDEO_CHECK(qnorm && qnorm->size() == 1 && (*qnorm)[0] > 0, "not a complete HunyuanVideo DiT: no QK-norm weight to size the heads by");
+    std::optional<Shape> qnorm = optional("double_blocks.0.img_attn_q_norm.weight", 1);
+    if (!qnorm) qnorm = optional("single_blocks.0.q_norm.weight", 1);
+    HYVIDEO_CHECK(qnorm && (*qnorm)[0] > 0, "not a complete HunyuanVideo DiT: no QK-norm weight to size the heads by");
     c.heads_num = c.hidden_size / (*qnorm)[0];
-    if (const auto fc1 = shape("double_blocks.0.img_mlp.fc1.weight"))
+    if (const auto fc1 = optional("double_blocks.0.img_mlp.fc1.weight", 2); fc1 && c.hidden_size > 0)
         c.mlp_width_ratio = static_cast<double>((*fc1)[0]) / static_cast<double>(c.hidden_size);
     c.qkv_bias = shape("double_blocks.0.img_attn_qkv.bias").has_value() || shape("single_blocks.0.linear1.bias").has_value();
     c.guidance_embed = shape("guidance_in.mlp.0.weight").has_value();
     if (shape("txt_in.input_embedder.weight").has_value()) {
         c.text_projection = "single_refiner";
-        c.text_states_dim = need("txt_in.input_embedder.weight")[1];
+        c.text_states_dim = need("txt_in.input_embedder.weight", 2)[1];
     } else {
         c.text_projection = "linear";
-        c.text_states_dim = need("txt_in.linear_1.weight")[1];
+        c.text_states_dim = need("txt_in.linear_1.weight", 2)[1];
     }
-    c.text_states_dim_2 = need("vector_in.in_layer.weight")[1];
+    c.text_states_dim_2 = need("vector_in.in_layer.weight", 2)[1];
 
     const std::int64_t head_dim = c.hidden_size / std::max<std::int64_t>(c.heads_num, 1);
     bool rope_known = false;
@@ -972,9 +1000,11 @@ inline ConfigGuess<HYVideoConfig> Checkpoint::infer_dit_config(const ShapeLookup
 inline ConfigGuess<AutoencoderKLCausal3DConfig> Checkpoint::infer_vae_config(const ShapeLookup& shape, const nlohmann::json* json) {
     ConfigGuess<AutoencoderKLCausal3DConfig> g;
     AutoencoderKLCausal3DConfig& c = g.config;
+    // Every VAE tensor read here is a Conv3d kernel [out, in, t, h, w]; its rank is checked before use.
     const auto need = [&](const std::string& name) {
         const auto s = shape(name);
         HYVIDEO_CHECK(s, "not a complete HunyuanVideo VAE: no ", name);
+        HYVIDEO_CHECK(s->size() == 5, name, " has shape ", shape_str(*s), ", not a Conv3d kernel");
         return *s;
     };
     const auto enc = [](std::int64_t i, const std::string& rest) { return "encoder.down_blocks." + std::to_string(i) + "." + rest; };
@@ -1044,6 +1074,22 @@ inline ConfigGuess<AutoencoderKLCausal3DConfig> Checkpoint::infer_vae_config(con
     }
     c.validate();
     return g;
+}
+
+// Loads `model` (a DiT or a VAE) from a checkpoint of any layout, strictly: every official tensor the
+// model needs, and nothing the model does not explain. Returns the opened checkpoint, whose weights
+// stay mapped for as long as it or the model's views of them live. What `hyvideo generate --dit/--vae`
+// calls.
+template <class M>
+Checkpoint load_checkpoint(M& model, const std::filesystem::path& path, ModelKind kind, CheckpointOptions options = {}) {
+    options.kind = kind;
+    Checkpoint c = Checkpoint::open(path, options);
+    try {
+        load_weights_strict(model, c.weights());
+    } catch (const Error& e) {
+        throw Error(detail::concat(path.string(), " (", c.layout(), "): ", e.what()));
+    }
+    return c;
 }
 
 }  // namespace hyvideo
