@@ -15,6 +15,7 @@
 #include "hyvideo/models/single_stream_block.hpp"
 #include "hyvideo/nn/init.hpp"
 #include "peak_memory.hpp"
+#include "timing.hpp"
 
 using namespace hyvideo;
 
@@ -40,19 +41,6 @@ double single_block_flops() {
     const double S = kImg + kTxt, C = kHidden;
     const double linears = S * (C * (3 * C + kMlp) + (C + kMlp) * C) + 3 * C * C;
     return 2.0 * (linears + 2.0 * S * S * C);
-}
-
-template <class F>
-double median_seconds(int runs, F&& f) {
-    f();  // warm-up: primitive caches, page faults of fresh buffers
-    std::vector<double> t;
-    for (int i = 0; i < runs; ++i) {
-        const auto a = std::chrono::steady_clock::now();
-        f();
-        t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count());
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
 }
 
 BlockContext context() {
@@ -87,7 +75,7 @@ int main(int argc, char** argv) {
             init_weights(block, 1);
             set_matmul_dtype(block, mode);
             bench::reset_peak_rss();
-            const double s = median_seconds(runs, [&] { block.forward(img, txt, ctx); });
+            const double s = bench::median_seconds(runs, [&] { block.forward(img, txt, ctx); });
             std::printf("%-8s %-6s %10.3f %10.1f %14.0f\n", "double", name, s, double_block_flops() / s / 1e9,
                         bench::peak_rss_mib());
         }
@@ -96,7 +84,7 @@ int main(int argc, char** argv) {
             init_weights(block, 2);
             set_matmul_dtype(block, mode);
             bench::reset_peak_rss();
-            const double s = median_seconds(runs, [&] { block.forward(x, ctx); });
+            const double s = bench::median_seconds(runs, [&] { block.forward(x, ctx); });
             std::printf("%-8s %-6s %10.3f %10.1f %14.0f\n", "single", name, s, single_block_flops() / s / 1e9,
                         bench::peak_rss_mib());
         }

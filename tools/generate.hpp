@@ -15,7 +15,7 @@
 #include <fmt/core.h>
 
 #include "hyvideo/backend/cpu/cpu.hpp"
-#include "hyvideo/io/safetensors.hpp"
+#include "hyvideo/io/checkpoint.hpp"
 #include "hyvideo/io/image.hpp"
 #include "hyvideo/io/video.hpp"
 #include "hyvideo/pipelines/default_model.hpp"
@@ -42,7 +42,7 @@ struct GenerateArgs {
     std::string i2v_condition_type = "token_replace";
     bool i2v_stability = false;
     std::string i2v_resolution = "720p";
-    std::string dit, vae, model = "HYVideo-T/2-cfgdistill", dit_config, vae_config, text_embeds, output, frames_dir;
+    std::string dit, vae, model, dit_config, vae_config, text_embeds, output, frames_dir;
     double fps = 24.0;
     std::string precision = "f32";
 };
@@ -73,12 +73,16 @@ inline CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
     g->add_option("--i2v-resolution", a.i2v_resolution, "720p, 540p or 360p (the image bucket's base size)")
         ->check(CLI::IsMember({"720p", "540p", "360p"}))
         ->capture_default_str();
-    g->add_option("--dit", a.dit, "transformer weights (safetensors, official names)");
-    g->add_option("--vae", a.vae, "VAE weights (safetensors, official names)");
-    g->add_option("--model", a.model, "DiT preset for --dit: HYVideo-T/2-cfgdistill, HYVideo-T/2, HYVideo-S/2")
-        ->capture_default_str();
+    g->add_option("--dit", a.dit, "transformer weights, any layout (docs/checkpoints.md): the official .pt (bf16, or "
+                                  "the fp8 .pt with its _map.pt beside it), a diffusers transformer folder or shard, "
+                                  "safetensors with official names (ComfyUI, hyvideo convert)");
+    g->add_option("--vae", a.vae, "VAE weights, any layout: the official pytorch_model.pt, a diffusers vae folder, "
+                                  "safetensors with official names");
+    g->add_option("--model", a.model, "DiT preset for --dit (HYVideo-T/2-cfgdistill, HYVideo-T/2, HYVideo-S/2); "
+                                      "default: the configuration the weights and their config.json determine");
     g->add_option("--dit-config", a.dit_config, "DiT config JSON (official argument names) instead of --model");
-    g->add_option("--vae-config", a.vae_config, "VAE config JSON (official config.json keys) instead of 884-16c-hy");
+    g->add_option("--vae-config", a.vae_config, "VAE config JSON (official config.json keys) instead of the one "
+                                                "the weights determine");
     g->add_option("--text-embeds", a.text_embeds, "safetensors with text_states, text_mask, text_states_2 "
                                                   "(+ negative_*); see docs/usage.md");
     g->add_option("-o,--output", a.output, "output MP4 path");
@@ -120,14 +124,12 @@ inline std::string timestamp() {
     return buf;
 }
 
-template <class M>
-void load_model_file(M& model, const std::string& path, const char* what) {
-    const SafetensorsFile f = SafetensorsFile::open(path);
-    try {
-        load_weights_strict(model, f);
-    } catch (const Error& e) {
-        throw Error(std::string(what) + " weights " + path + ": " + e.what());
-    }
+// Prints where a configuration read from weights got the values the weights do not hold.
+template <class Config>
+const Config& report_config(const ConfigGuess<Config>& g, const char* what, const char* flag) {
+    for (const auto& n : g.notes) fmt::print("note: {} config: {}\n", what, n);
+    if (!g.complete) fmt::print("note: {} config: some values were assumed; {} sets them\n", what, flag);
+    return g.config;
 }
 
 }  // namespace generate_detail
@@ -162,12 +164,29 @@ inline int run_generate(const GenerateArgs& a) {
     // ---- models --------------------------------------------------------------------------------
     HYVIDEO_CHECK(!builtin || (a.dit_config.empty() && a.vae_config.empty()),
                   "--dit-config and --vae-config describe weight files: give --dit and --vae too");
+    HYVIDEO_CHECK(a.model.empty() || a.dit_config.empty(), "give --model or --dit-config, not both");
+    HYVIDEO_CHECK(!builtin || a.model.empty(), "--model describes --dit weights: give --dit and --vae too");
+    // Opening a checkpoint reads its headers (or a .pt's pickle), not its weights.
+    std::optional<Checkpoint> dit_file, vae_file;
+    if (!builtin) {
+        try {
+            dit_file = Checkpoint::open(a.dit, {.kind = ModelKind::dit});
+        } catch (const Error& e) {
+            throw Error(std::string("--dit: ") + e.what());
+        }
+        try {
+            vae_file = Checkpoint::open(a.vae, {.kind = ModelKind::vae});
+        } catch (const Error& e) {
+            throw Error(std::string("--vae: ") + e.what());
+        }
+    }
     HYVideoConfig dit_cfg = builtin                 ? default_dit_config()
-                            : a.dit_config.empty() ? HYVideoConfig::preset(a.model)
-                                                   : HYVideoConfig::from_json(generate_detail::read_json(a.dit_config));
+                            : !a.dit_config.empty() ? HYVideoConfig::from_json(generate_detail::read_json(a.dit_config))
+                            : !a.model.empty()      ? HYVideoConfig::preset(a.model)
+                                                    : generate_detail::report_config(dit_file->dit_config(), "DiT", "--dit-config");
     if (i2v) {
         dit_cfg.i2v_condition_type = a.i2v_condition_type;
-        if (a.i2v_condition_type == "latent_concat") dit_cfg.in_channels = 33;
+        dit_cfg.in_channels = a.i2v_condition_type == "latent_concat" ? 2 * dit_cfg.out_channels + 1 : dit_cfg.out_channels;
     }
     // ---- conditioning inputs, checked before the weights are read ------------------------------
     TextEmbedsFile text;
@@ -183,19 +202,32 @@ inline int run_generate(const GenerateArgs& a) {
     if (i2v) picture = read_image(a.i2v_image_path);
 
     HYVideoDiffusionTransformer<B> dit(dit_cfg);
-    AutoencoderKLCausal3D<B> vae(builtin                ? default_vae_config()
-                                 : a.vae_config.empty() ? AutoencoderKLCausal3DConfig::preset("884-16c-hy")
-                                                        : AutoencoderKLCausal3DConfig::from_json(generate_detail::read_json(a.vae_config)));
+    AutoencoderKLCausal3D<B> vae(builtin ? default_vae_config()
+                                 : !a.vae_config.empty()
+                                     ? AutoencoderKLCausal3DConfig::from_json(generate_detail::read_json(a.vae_config))
+                                     : generate_detail::report_config(vae_file->vae_config(), "VAE", "--vae-config"));
     if (builtin) {
         init_weights(dit, kDefaultWeightSeed);
         init_weights(vae, kDefaultWeightSeed + 1);
         fmt::print("model: the built-in default (HunyuanVideo's architecture at a tiny width, deterministic "
                    "pseudo-random weights; see docs/usage.md)\n");
     } else {
-        generate_detail::load_model_file(dit, a.dit, "DiT");
-        generate_detail::load_model_file(vae, a.vae, "VAE");
-        fmt::print("model: {} from {}, VAE {} from {}\n", a.dit_config.empty() ? a.model : a.dit_config, a.dit,
-                   a.vae_config.empty() ? "884-16c-hy" : a.vae_config, a.vae);
+        // The DiT's blocks stay in the mapped file and are converted one at a time during each forward
+        // (load_streamed), so memory is the file plus one block's weights in the compute dtype.
+        try {
+            dit.load_streamed(dit_file->shared_weights(), "", a.precision == "bf16" ? DType::bf16 : DType::f32);
+        } catch (const Error& e) {
+            throw Error(fmt::format("DiT weights {} ({}): {}", a.dit, dit_file->layout(), e.what()));
+        }
+        try {
+            load_weights_strict(vae, vae_file->weights());
+        } catch (const Error& e) {
+            throw Error(fmt::format("VAE weights {} ({}): {}", a.vae, vae_file->layout(), e.what()));
+        }
+        fmt::print("model: DiT {} from {} ({}, {} parameters)\n",
+                   !a.dit_config.empty() ? a.dit_config : !a.model.empty() ? a.model : "config from the weights", a.dit,
+                   dit_file->layout(), parameter_count(dit));
+        fmt::print("       VAE from {} ({})\n", a.vae, vae_file->layout());
     }
     HYVIDEO_CHECK(dit_cfg.out_channels == vae.config.latent_channels, "the DiT predicts ", dit_cfg.out_channels,
                   " latent channels but the VAE has ", vae.config.latent_channels);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -44,6 +45,7 @@
 #include "hyvideo/vae/autoencoder_kl_causal_3d.hpp"
 #include "../../tools/convert.hpp"
 #include "../../tools/inspect.hpp"
+#include "../tools/cli_helpers.hpp"
 
 #ifndef HYVIDEO_TEST_DATA_DIR
 #error "HYVIDEO_TEST_DATA_DIR must name the tests/data directory"
@@ -376,17 +378,8 @@ std::string pt_error(const TempDir& dir, const std::string& bytes) {
     return open_error(p);
 }
 
-struct Run {
-    int status;
-    std::string output;
-};
-Run run_cli(const std::string& args) {
-    const TempDir dir;
-    const fs::path log = dir / "log";
-    const std::string cmd = std::string(HYVIDEO_CLI) + " " + args + " > " + log.string() + " 2>&1";
-    const int raw = std::system(cmd.c_str());
-    return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, read_bytes(log)};
-}
+using Run = hyvideo::test::CliRun;
+using hyvideo::test::run_cli;
 
 }  // namespace
 
@@ -460,6 +453,48 @@ TEST_CASE("checkpoints: the official fp8 .pt dequantises exactly as torch and ru
     const double err = rel_l2(out, dit_fixture().output("x"));
     MESSAGE("fp8 weights vs the f32 reference output: rel L2 ", err);
     CHECK(err < 5e-2);
+}
+
+TEST_CASE("checkpoints: streamed blocks give the loaded model's outputs bit for bit, holding no block weights") {
+    const golden::Fixture& f = dit_fixture();
+    const HYVideoConfig cfg = HYVideoConfig::from_json(f.config());
+    const DiTInputs in = golden::dit_inputs<cpu>(f, f.input("x"), f.input("t"), f.input("guidance"));
+    for (const fs::path& file : {kOfficialDit, kOfficialFp8, kDiffusersDit})
+        for (const DType matmul : {DType::f32, DType::bf16}) {
+            INFO(file.filename().string(), " ", dtype_name(matmul));
+            const Checkpoint c = Checkpoint::open(file, kind(ModelKind::dit));
+            HYVideoDiffusionTransformer<cpu> loaded(cfg), streamed(cfg);
+            load_weights_strict(loaded, c.weights(), "", matmul);
+            load_checkpoint_streamed(streamed, file, {}, matmul);
+            REQUIRE(streamed.streamed);
+            const Tensor a = loaded.forward(in), b = streamed.forward(in);
+            CHECK(same_bytes(a, b));
+            // The blocks stay empty: the forward read each one from the file and let it go.
+            std::size_t held = 0, outside = 0, outside_ready = 0;
+            streamed.parameters("", [&](const std::string& name, const Shape&, Tensor& t) {
+                if (name.find("_blocks.") != std::string::npos) {
+                    held += t.defined();
+                } else {
+                    ++outside;
+                    outside_ready += t.defined() && t.dtype() == (t.dim() >= 2 ? matmul : DType::f32);
+                }
+            });
+            CHECK(held == 0);
+            CHECK(outside_ready == outside);  // everything else loaded, in its compute dtype
+            // set_matmul_dtype reaches the streamed blocks too.
+            set_matmul_dtype(streamed, DType::bf16);
+            set_matmul_dtype(loaded, DType::bf16);
+            CHECK(same_bytes(loaded.forward(in), streamed.forward(in)));
+            // Loading every weight ends the streaming.
+            load_weights(streamed, c.weights());
+            CHECK_FALSE(streamed.streamed);
+        }
+    // A checkpoint that does not match is refused before anything is loaded.
+    HYVideoConfig other = cfg;
+    other.mm_single_blocks_depth = 3;
+    HYVideoDiffusionTransformer<cpu> wrong(other);
+    CHECK_THROWS_WITH_AS(load_checkpoint_streamed(wrong, kOfficialDit), doctest::Contains("single_blocks.2"), Error);
+    CHECK_FALSE(wrong.streamed);
 }
 
 TEST_CASE("checkpoints: the official VAE .pt (under state_dict, names prefixed vae.) reproduces vae_tiny") {
@@ -672,6 +707,37 @@ TEST_CASE("checkpoints: dequantize_fp8 broadcasts per-tensor, per-row and per-co
           std::vector<float>{1, 2, 3, -1, -2, -0.5f});
     CHECK_THROWS_WITH_AS(dequantize_fp8(w8, Tensor::from_vector<float>({2}, {1, 2})),
                          doctest::Contains("does not broadcast"), Error);
+}
+
+TEST_CASE("checkpoints: dequantize_fp8's per-row tables give every float8 byte the reference's bits") {
+    // All 256 bytes (the two NaNs need only stay NaN: torch writes more than one encoding) in each row of a [2, 3, 256] weight, with one scale per tensor, per
+    // [2, 1, 1] slab and per row; bf16 and f16 output, against bf16(bf16(W8) * bf16(scale)) per element.
+    std::vector<std::uint8_t> bytes(2 * 3 * 256);
+    for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<std::uint8_t>((i * 7 + i / 256) % 256);
+    Tensor w8 = Tensor::empty({2, 3, 256}, DType::f8e4m3);
+    std::memcpy(w8.raw_data(), bytes.data(), bytes.size());
+    const std::vector<Tensor> scales = {Tensor::from_vector<float>({}, {0.0123f}),
+                                        Tensor::from_vector<float>({2, 1, 1}, {3.3e-3f, 1.7f}),
+                                        Tensor::from_vector<float>({2, 3, 1}, {1, 0.5f, 1e-3f, 7.77f, 2e-5f, 1 + 0x1p-9f})};
+    for (const Tensor& scale : scales)
+        for (const DType out : {DType::bf16, DType::f16}) {
+            INFO(shape_str(scale.shape()), " ", dtype_name(out));
+            const Tensor d = dequantize_fp8(w8, scale, out);
+            const auto sv = scale.to_vector();
+            const auto* bits = static_cast<const std::uint16_t*>(d.raw_data());
+            std::size_t wrong = 0;
+            for (std::size_t i = 0; i < bytes.size(); ++i) {
+                const std::size_t row = i / 256;
+                const float s = sv.size() == 1 ? sv[0] : sv.size() == 2 ? sv[row / 3] : sv[row];
+                const float x = f8e4m3_to_f32(bytes[i]);
+                const std::uint16_t expect = out == DType::bf16
+                                                 ? f32_to_bf16(bf16_to_f32(f32_to_bf16(x)) * bf16_to_f32(f32_to_bf16(s)))
+                                                 : f32_to_f16(f16_to_f32(f32_to_f16(x)) * f16_to_f32(f32_to_f16(s)));
+                if (std::isnan(x)) wrong += !std::isnan(out == DType::bf16 ? bf16_to_f32(bits[i]) : f16_to_f32(bits[i]));
+                else wrong += bits[i] != expect;
+            }
+            CHECK(wrong == 0);
+        }
 }
 
 TEST_CASE("checkpoints: fp8 weights need their scale map, and a map needs fp8 weights") {

@@ -14,28 +14,15 @@
 #include <unistd.h>
 
 #include "hyvideo/io/safetensors.hpp"
+#include "cli_helpers.hpp"
 
 namespace fs = std::filesystem;
 using namespace hyvideo;
 
 namespace {
 
-struct Run {
-    int status;
-    std::string output;
-};
-
-// Runs the CLI with stdout and stderr captured to a file.
-Run run_cli(const std::string& args) {
-    const fs::path log = fs::temp_directory_path() / "hyvideo_cli_test.log";
-    const std::string cmd = std::string(HYVIDEO_CLI) + " " + args + " > " + log.string() + " 2>&1";
-    const int raw = std::system(cmd.c_str());
-    std::ifstream in(log);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    fs::remove(log);
-    return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, ss.str()};
-}
+using Run = hyvideo::test::CliRun;
+using hyvideo::test::run_cli;
 
 std::string fixture(const std::string& name) { return std::string(HYVIDEO_TEST_DATA_DIR) + "/golden/" + name + ".safetensors"; }
 

@@ -24,7 +24,7 @@ concept Backend = requires(const Tensor& t, const Shape& s, float f, std::int64_
     { B::zeros(s) } -> std::same_as<Tensor>;
     { B::upload(t) } -> std::same_as<Tensor>;      // host tensor -> device (f32 stays as is)
     { B::download(t) } -> std::same_as<Tensor>;    // device tensor -> host
-    { B::weight(t) } -> std::same_as<Tensor>;      // stored weight -> compute form on the device
+    { B::weight(t, DType::f32) } -> std::same_as<Tensor>;  // stored weight -> device tensor of that dtype
     { B::contiguous(t) } -> std::same_as<Tensor>;  // materialise a strided view
     { B::to_float(t) } -> std::same_as<Tensor>;    // any dtype -> f32
     { B::cast(t, DType::bf16) } -> std::same_as<Tensor>;

@@ -36,6 +36,7 @@
 // the weights (what `hyvideo convert --fp8` writes). float8 weights without any scale (ComfyUI's plain
 // fp8 casts) are returned as stored, i.e. with scale 1, and reported by `hyvideo inspect`.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -57,6 +58,7 @@
 #include "hyvideo/core/dtype.hpp"
 #include "hyvideo/core/dtype_convert.hpp"
 #include "hyvideo/core/error.hpp"
+#include "hyvideo/core/parallel.hpp"
 #include "hyvideo/core/tensor.hpp"
 #include "hyvideo/io/diffusers_names.hpp"
 #include "hyvideo/io/pt_file.hpp"
@@ -148,6 +150,37 @@ inline Tensor dequantize_fp8(const Tensor& w8, const Tensor& scale, DType out_dt
     std::vector<float> row(static_cast<std::size_t>(nd > 0 ? w.size(-1) : 1));
     Tensor out = Tensor::empty(w.shape(), out_dtype);
     const std::int64_t inner = nd > 0 ? w.size(-1) : 1;
+    if (inner > 0 && (nd == 0 || (*strides)[nd - 1] == 0) && out_dtype != DType::f32 && n > 0) {
+        // One scale per row (per tensor, as the reference quantiser makes, or per output channel): a
+        // float8 byte has 256 values, so the row's results are a 256-entry table computed with the same
+        // roundings as below, and the row a gather from it. The streamed fp8 DiT dequantises every block
+        // linear on every forward, which this makes a memory-bound copy.
+        auto* dst = static_cast<std::uint16_t*>(out.raw_data());
+        const std::int64_t rows = n / inner;
+        parallel_for_chunks(0, rows, 16, [&](std::int64_t r0, std::int64_t r1) {
+            std::array<float, 256> values;
+            std::array<std::uint16_t, 256> table;
+            std::int64_t table_offset = -1;
+            for (std::int64_t r = r0; r < r1; ++r) {
+                std::int64_t so = 0, rest = r;  // scale offset of row r
+                for (std::int64_t d = nd - 2; d >= 0; --d) {
+                    so += (rest % w.size(d)) * (*strides)[d];
+                    rest /= w.size(d);
+                }
+                if (so != table_offset) {
+                    const float sv = s[static_cast<std::size_t>(so)];
+                    for (int b = 0; b < 256; ++b)
+                        values[b] = detail::round_to(f8e4m3_to_f32(static_cast<std::uint8_t>(b)) * sv, out_dtype);
+                    convert_buffer(values.data(), DType::f32, table.data(), out_dtype, 256);
+                    table_offset = so;
+                }
+                const std::uint8_t* src = q + r * inner;
+                std::uint16_t* o = dst + r * inner;
+                for (std::int64_t j = 0; j < inner; ++j) o[j] = table[src[j]];
+            }
+        });
+        return out;
+    }
     std::vector<std::int64_t> idx(static_cast<std::size_t>(std::max<std::int64_t>(nd - 1, 0)), 0);
     for (std::int64_t base = 0; inner > 0 && base < n; base += inner) {
         std::int64_t so = 0;  // scale offset of this row
@@ -241,6 +274,7 @@ public:
     }
     bool contains(const std::string& name) const override { return entries_.contains(name); }
     Tensor get(const std::string& name) const override { return files_[entry(name).file]->get(name); }
+    Shape shape(const std::string& name) const override { return entry(name).info.shape; }
     const StoredInfo& stored(const std::string& name) const { return entry(name).info; }
     std::size_t size() const { return entries_.size(); }
 
@@ -457,6 +491,7 @@ private:
             return out;
         }
         bool contains(const std::string& name) const override { return recipes.contains(name); }
+        Shape shape(const std::string& name) const override { return recipe(name).info.shape; }
         const Recipe& recipe(const std::string& name) const {
             const auto it = recipes.find(name);
             HYVIDEO_CHECK(it != recipes.end(), "no tensor \"", name, "\" in the checkpoint");
@@ -1086,6 +1121,24 @@ Checkpoint load_checkpoint(M& model, const std::filesystem::path& path, ModelKin
     Checkpoint c = Checkpoint::open(path, options);
     try {
         load_weights_strict(model, c.weights());
+    } catch (const Error& e) {
+        throw Error(detail::concat(path.string(), " (", c.layout(), "): ", e.what()));
+    }
+    return c;
+}
+
+// The DiT from a checkpoint of any layout with its blocks streamed (HYVideoDiffusionTransformer::
+// load_streamed): checked strictly without reading a weight, everything but the blocks loaded now, and
+// each block read from the mapped files, dequantised (fp8) and converted to `matmul`/f32 when the
+// forward reaches it. Peak memory is the mapped files plus one block's converted weights. The model
+// keeps the checkpoint's files open. What `hyvideo generate --dit` calls.
+template <class DiT>
+Checkpoint load_checkpoint_streamed(DiT& model, const std::filesystem::path& path, CheckpointOptions options = {},
+                                    DType matmul = DType::f32) {
+    options.kind = ModelKind::dit;
+    Checkpoint c = Checkpoint::open(path, options);
+    try {
+        model.load_streamed(c.shared_weights(), "", matmul);
     } catch (const Error& e) {
         throw Error(detail::concat(path.string(), " (", c.layout(), "): ", e.what()));
     }

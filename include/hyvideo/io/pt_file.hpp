@@ -96,6 +96,8 @@ public:
     // Non-tensor values, by dotted name, as short Python-like texts ("3", "'1.0'", "None", "(2, 3)").
     const std::vector<std::pair<std::string, std::string>>& values() const { return values_; }
 
+    Shape shape(const std::string& name) const override { return info(name).shape; }
+
     Tensor get(const std::string& name) const override {
         const PtTensorInfo& ti = info(name);
         if (!ti.supported)

@@ -176,6 +176,7 @@ public:
         return copy;
     }
     Tensor get(const std::string& name) const override { return tensor(name); }
+    Shape shape(const std::string& name) const override { return info(name).shape; }
 
 private:
     using json = nlohmann::json;

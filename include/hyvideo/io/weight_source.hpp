@@ -25,6 +25,10 @@ struct WeightSource {
     virtual Tensor get(const std::string& name) const = 0;
     // Every name, sorted.
     virtual std::vector<std::string> names() const = 0;
+    // The shape of `name` without its data: sources whose get() assembles or converts a tensor (a
+    // diffusers fusion, an fp8 dequantisation) answer from what they stored, so checking a whole
+    // checkpoint against a model reads no weight.
+    virtual Shape shape(const std::string& name) const { return get(name).shape(); }
 
 protected:
     // Sources are used through references to this interface; copying or assigning through the
@@ -47,6 +51,7 @@ public:
     bool contains(const std::string& name) const override { return inner_->contains(prefix_ + name); }
     // Looked up under the full name, so a missing weight is reported as the file spells it.
     Tensor get(const std::string& name) const override { return inner_->get(prefix_ + name); }
+    Shape shape(const std::string& name) const override { return inner_->shape(prefix_ + name); }
     std::vector<std::string> names() const override {
         std::vector<std::string> out;
         for (auto& n : inner_->names())

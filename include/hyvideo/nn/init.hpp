@@ -29,6 +29,7 @@ constexpr float uniform_pm1(std::uint64_t h) { return static_cast<float>(h >> 40
 template <class M>
 M& init_weights(M& m, std::uint64_t seed, float gain = 1.0f) {
     using B = typename M::backend;
+    if constexpr (requires { m.streamed; }) m.streamed.reset();  // it holds every weight now
     std::uint64_t param = 0;
     m.parameters("", [&](const std::string& name, const Shape& shape, Tensor& slot) {
         Tensor t = Tensor::empty(shape);
@@ -41,7 +42,7 @@ M& init_weights(M& m, std::uint64_t seed, float gain = 1.0f) {
             const float u = detail::uniform_pm1(detail::splitmix64(base + static_cast<std::uint64_t>(i)));
             p[i] = (shape.size() == 1 && !is_bias) ? 1.0f + 0.02f * u : bound * u;
         }
-        slot = B::weight(t);
+        slot = B::weight(t, DType::f32);
     });
     return m;
 }

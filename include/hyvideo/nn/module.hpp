@@ -38,27 +38,49 @@ std::int64_t parameter_count(M& m) {
     return n;
 }
 
-// Fills every parameter of m from src (names prefix + official name), converting each to the
-// backend's compute form. Throws naming the tensor when one is missing or has the wrong shape.
-template <class M>
-void load_weights(M& m, const WeightSource& src, const std::string& prefix = "") {
+// The dtype a parameter is computed in: GEMM matrices and convolution kernels (rank >= 2) in
+// `matmul` (f32, or bf16 for the bf16 compute mode), everything else (biases, norm weights) in f32.
+inline DType compute_dtype(const Shape& shape, DType matmul) { return shape.size() >= 2 ? matmul : DType::f32; }
+
+namespace module_detail {
+
+inline void check_weight(const WeightSource& src, const std::string& name, const Shape& shape) {
+    HYVIDEO_CHECK(src.contains(name), "missing weight '", name, "' (expected shape ", shape_str(shape), ")");
+    const Shape stored = src.shape(name);
+    HYVIDEO_CHECK(stored == shape, "weight '", name, "' has shape ", shape_str(stored), ", expected ", shape_str(shape));
+}
+
+// Loads the parameters whose full name `keep` accepts.
+template <class M, class Keep>
+void load_parameters(M& m, const WeightSource& src, const std::string& prefix, DType matmul, Keep&& keep) {
     using B = typename M::backend;
     m.parameters(prefix, [&](const std::string& name, const Shape& shape, Tensor& slot) {
-        HYVIDEO_CHECK(src.contains(name), "missing weight '", name, "' (expected shape ", shape_str(shape), ")");
-        Tensor t = src.get(name);
-        HYVIDEO_CHECK(t.shape() == shape, "weight '", name, "' has shape ", shape_str(t.shape()), ", expected ",
-                      shape_str(shape));
-        slot = B::weight(t);
+        if (!keep(name)) return;
+        check_weight(src, name, shape);
+        slot = B::weight(src.get(name), compute_dtype(shape, matmul));
     });
 }
 
-// load_weights, and additionally every tensor of src under `prefix` must have been consumed: a
-// checkpoint with extra tensors belongs to another configuration, which strict loading reports.
+}  // namespace module_detail
+
+// Fills every parameter of m from src (names prefix + official name), converting each to its compute
+// dtype (compute_dtype: matrices in `matmul`, the rest f32); a weight stored in that dtype is used in
+// place. Throws naming the tensor when one is missing or has the wrong shape.
 template <class M>
-void load_weights_strict(M& m, const WeightSource& src, const std::string& prefix = "") {
-    load_weights(m, src, prefix);
+void load_weights(M& m, const WeightSource& src, const std::string& prefix = "", DType matmul = DType::f32) {
+    if constexpr (requires { m.streamed; }) m.streamed.reset();  // it holds every weight now
+    module_detail::load_parameters(m, src, prefix, matmul, [](const std::string&) { return true; });
+}
+
+// Checks, without reading any weight, that src holds every parameter of m with its shape and, under
+// `prefix`, nothing else: a checkpoint with extra tensors belongs to another configuration.
+template <class M>
+void check_weights_strict(M& m, const WeightSource& src, const std::string& prefix = "") {
     std::set<std::string> expected;
-    for (const auto& p : parameter_list(m, prefix)) expected.insert(p.name);
+    for (const auto& p : parameter_list(m, prefix)) {
+        module_detail::check_weight(src, p.name, p.shape);
+        expected.insert(p.name);
+    }
     std::vector<std::string> unexpected;
     for (const auto& name : src.names())
         if (name.rfind(prefix, 0) == 0 && !expected.count(name)) unexpected.push_back(name);
@@ -70,15 +92,25 @@ void load_weights_strict(M& m, const WeightSource& src, const std::string& prefi
     }
 }
 
+// check_weights_strict, then load_weights: nothing is loaded from a checkpoint that does not match.
+template <class M>
+void load_weights_strict(M& m, const WeightSource& src, const std::string& prefix = "", DType matmul = DType::f32) {
+    check_weights_strict(m, src, prefix);
+    load_weights(m, src, prefix, matmul);
+}
+
 // Stores every matrix (and convolution kernel) of m in `dtype`, which selects the GEMM operand type
 // of the backend: bf16 gives the bf16 compute mode (bf16 operands, f32 accumulation) while biases,
-// norm weights, activations and the residual stream stay f32.
+// norm weights, activations and the residual stream stay f32. A model that streams weights it does
+// not hold (HYVideoDiffusionTransformer::load_streamed) converts them to `dtype` as it streams them.
 template <class M>
 void set_matmul_dtype(M& m, DType dtype) {
     using B = typename M::backend;
     m.parameters("", [&](const std::string&, const Shape& shape, Tensor& slot) {
         if (shape.size() >= 2 && slot.defined() && slot.dtype() != dtype) slot = B::cast(slot, dtype);
     });
+    if constexpr (requires { m.streamed; })
+        if (m.streamed) m.streamed->matmul = dtype;
 }
 
 }  // namespace hyvideo

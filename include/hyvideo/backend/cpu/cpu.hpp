@@ -31,11 +31,11 @@ struct cpu {
         return host;
     }
     static Tensor download(const Tensor& t) { return t; }
-    // f32 weights stay where they are (a mapped file stays mapped: zero copy); other float types are
-    // converted to f32 once, at load.
-    static Tensor weight(const Tensor& stored) {
+    // A weight already in `dtype` stays where it is (a mapped file stays mapped: zero copy); any
+    // other is converted once, when it is loaded.
+    static Tensor weight(const Tensor& stored, DType dtype) {
         HYVIDEO_CHECK(is_floating(stored.dtype()), "weight of type ", dtype_name(stored.dtype()));
-        return stored.dtype() == DType::f32 ? stored.contiguous() : stored.to(DType::f32);
+        return stored.dtype() == dtype ? stored.contiguous() : stored.to(dtype);
     }
     static Tensor contiguous(const Tensor& t) { return t.contiguous(); }
     static Tensor cast(const Tensor& t, DType d) { return t.dtype() == d ? t : t.to(d); }

@@ -1,0 +1,32 @@
+#pragma once
+// Running build/bin/hyvideo from the tests, as a user would: exit status and everything it printed.
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace hyvideo::test {
+
+struct CliRun {
+    int status;  // the exit status, or -1 if the program did not exit normally
+    std::string output;  // stdout and stderr, interleaved as printed
+};
+
+inline CliRun run_cli(const std::string& args) {
+    static std::atomic<int> counter{0};
+    const std::filesystem::path log = std::filesystem::temp_directory_path() /
+                                      ("hyvideo_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ".log");
+    const std::string cmd = std::string(HYVIDEO_CLI) + " " + args + " > " + log.string() + " 2>&1";
+    const int raw = std::system(cmd.c_str());
+    std::stringstream ss;
+    ss << std::ifstream(log).rdbuf();
+    std::filesystem::remove(log);
+    return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, ss.str()};
+}
+
+}  // namespace hyvideo::test
