@@ -2,7 +2,7 @@
 // + 256 text tokens, batch 1), in f32 and in bf16 compute: time, GFLOP/s and peak memory.
 // Compare with bench/bench_dit_blocks_torch.py, the same blocks in PyTorch.
 //
-//   build/bin/bench_dit_blocks [--threads N] [--runs N]
+//   build/bin/bench_dit_blocks [--threads N] [--runs N] [--block double|single] [--mode f32|bf16]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -55,9 +55,12 @@ BlockContext context() {
 
 int main(int argc, char** argv) {
     int threads = 2, runs = 5;
+    std::string only_block, only_mode;  // for profiling one case: --block double|single, --mode f32|bf16
     for (int i = 1; i + 1 < argc; ++i) {
         if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[++i]);
         else if (!std::strcmp(argv[i], "--runs")) runs = std::atoi(argv[++i]);
+        else if (!std::strcmp(argv[i], "--block")) only_block = argv[++i];
+        else if (!std::strcmp(argv[i], "--mode")) only_mode = argv[++i];
     }
     set_num_threads(threads);
     std::printf("DiT blocks: hidden %ld, %ld heads, %ld image + %ld text tokens, batch 1, %d threads, median of %d\n",
@@ -70,7 +73,8 @@ int main(int argc, char** argv) {
     const Tensor x = random_tensor({1, kImg + kTxt, kHidden}, 3);
     for (const DType mode : {DType::f32, DType::bf16}) {
         const char* name = mode == DType::f32 ? "f32" : "bf16";
-        {
+        if (!only_mode.empty() && only_mode != name) continue;
+        if (only_block.empty() || only_block == "double") {
             MMDoubleStreamBlock<cpu> block(kHidden, kHeads, 4.0);
             init_weights(block, 1);
             set_matmul_dtype(block, mode);
@@ -79,7 +83,7 @@ int main(int argc, char** argv) {
             std::printf("%-8s %-6s %10.3f %10.1f %14.0f\n", "double", name, s, double_block_flops() / s / 1e9,
                         bench::peak_rss_mib());
         }
-        {
+        if (only_block.empty() || only_block == "single") {
             MMSingleStreamBlock<cpu> block(kHidden, kHeads, 4.0);
             init_weights(block, 2);
             set_matmul_dtype(block, mode);

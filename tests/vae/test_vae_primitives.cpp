@@ -341,6 +341,38 @@ TEST_CASE("channel map: exp and SiLU against libm, bf16 rounding, NaN, the tail 
     }
 }
 
+TEST_CASE("activations: GELU-tanh and SiLU tensors against double precision, both kernels") {
+    std::vector<float> xs;
+    for (float v = -30.0f; v <= 30.0f; v += 0.0137f) xs.push_back(v);
+    for (float v : {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-5f, -1e-5f, 100.0f, -100.0f, 3e38f, -3e38f}) xs.push_back(v);
+    const Tensor x = Tensor::from_vector<float>({static_cast<std::int64_t>(xs.size())}, xs);
+    for (ChannelMapKernel k : map_kernels()) {
+        Settings scope(conv3d_engine(), conv3d_slab_bytes(), k);
+        const auto gelu = cpu::gelu_tanh(x).to_vector(), silu = cpu::silu(x).to_vector();
+        std::size_t gelu_bad = 0, silu_bad = 0;
+        for (std::size_t i = 0; i < xs.size(); ++i) {
+            const double v = xs[i], y = 0.7978845608028654 * (v + 0.044715 * v * v * v);
+            // ½v(1 + tanh y) written as v / (1 + e^−2y), so that the reference has no cancellation either.
+            const double want_gelu = v / (1.0 + std::exp(-2.0 * y)), want_silu = v / (1.0 + std::exp(-v));
+            // The float argument of the exponential carries a relative error of a few ulps, which the
+            // result inherits multiplied by the argument's size (torch's tanh form does the same).
+            const double tol_gelu = 4e-7 * std::abs(want_gelu) * (1.0 + std::min(2.0 * std::abs(y), 200.0)) + 1e-37;
+            const double tol_silu = 4e-7 * std::abs(want_silu) * (1.0 + std::min(std::abs(v), 100.0)) + 1e-37;
+            if (!(std::abs(gelu[i] - want_gelu) <= tol_gelu)) {
+                ++gelu_bad;
+                MESSAGE(channel_map_kernel_name(k), " gelu_tanh(", xs[i], ") = ", gelu[i], ", want ", want_gelu);
+            }
+            if (!(std::abs(silu[i] - want_silu) <= tol_silu)) {
+                ++silu_bad;
+                MESSAGE(channel_map_kernel_name(k), " silu(", xs[i], ") = ", silu[i], ", want ", want_silu);
+            }
+        }
+        CHECK(gelu_bad == 0);
+        CHECK(silu_bad == 0);
+        CHECK(std::isnan(cpu::gelu_tanh(Tensor::full({3}, std::nanf(""))).to_vector()[2]));
+    }
+}
+
 TEST_CASE("upsample_nearest: causal and plain, both layouts") {
     const Tensor x = random_tensor({2, 3, 3, 2, 4}, 40);
     for (bool causal : {false, true})

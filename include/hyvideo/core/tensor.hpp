@@ -22,6 +22,7 @@
 #include "hyvideo/core/dtype.hpp"
 #include "hyvideo/core/dtype_convert.hpp"
 #include "hyvideo/core/error.hpp"
+#include "hyvideo/core/host_allocator.hpp"
 
 namespace hyvideo {
 
@@ -51,16 +52,6 @@ inline Shape contiguous_strides(const Shape& s) {
     return st;
 }
 
-namespace detail {
-// 64-byte alignment: AVX-512 loads and oneDNN prefer it, and it costs nothing at these sizes.
-inline std::shared_ptr<std::byte> aligned_alloc_bytes(std::size_t nbytes) {
-    const std::size_t rounded = ((std::max<std::size_t>(nbytes, 1) + 63) / 64) * 64;
-    void* p = std::aligned_alloc(64, rounded);
-    if (!p) throw std::bad_alloc();
-    return std::shared_ptr<std::byte>(static_cast<std::byte*>(p), [](std::byte* q) { std::free(q); });
-}
-}  // namespace detail
-
 class Tensor {
 public:
     Tensor() = default;
@@ -69,7 +60,7 @@ public:
     static Tensor empty(Shape shape, DType dtype = DType::f32) {
         for (auto d : shape) HYVIDEO_CHECK(d >= 0, "negative dimension in shape ", shape_str(shape));
         const auto nbytes = static_cast<std::size_t>(shape_numel(shape)) * dtype_size(dtype);
-        auto mem = detail::aligned_alloc_bytes(nbytes);
+        auto mem = allocate_host(nbytes);  // core/host_allocator.hpp
         return wrap(mem, mem.get(), std::move(shape), dtype, Device::cpu);
     }
     static Tensor zeros(Shape shape, DType dtype = DType::f32) {

@@ -2,7 +2,9 @@
 // The elementwise map the causal VAE applies to activations on their way into a convolution:
 // y = x·a_c + b_c per channel (GroupNorm's normalisation and affine, SPEC §7.2), then SiLU, stored as
 // f32 or as the bf16 operands of the convolution. group_norm() applies it as a pass of its own and
-// conv3d() while it stages its input, so SiLU(GroupNorm(x)) never has to exist as a tensor.
+// conv3d() while it stages its input, so SiLU(GroupNorm(x)) never has to exist as a tensor. The
+// activations alone (SiLU, and the DiT MLPs' GELU-tanh) run through the same vector code
+// (elementwise.hpp).
 //
 // The map runs over rows of C values, the pixels of a channels-last tensor (a, b indexed by
 // channel) or a run of one channel (a, b the same for all). It is written with GCC vector types of
@@ -72,6 +74,7 @@ struct ChannelMap {
     const float* shift = nullptr;
     bool per_channel = true;       // scale[c], shift[c]; else scale[0], shift[0] for every element
     bool silu = false;
+    bool gelu_tanh = false;        // GELU, tanh approximation (the DiT's MLPs); not with silu
 };
 
 namespace channel_map_internal {
@@ -110,11 +113,24 @@ HYVIDEO_CHANNEL_MAP_INLINE void exp_in_place(vf& x) {
     x = p * (vf)((half + 127) << 23) * (vf)((ni - half + 127) << 23);
 }
 
-// x <- x·sigmoid(x) = x / (1 + e^−x); NaN stays NaN.
+// x <- x·sigmoid(x) = x / (1 + e^−x); NaN stays NaN. Below x = −88 the exact result is under 1e-36
+// and e^−x is at its clamp, which would give x/3e38 (wrong for huge |x|), so the result is ±0 there.
 HYVIDEO_CHANNEL_MAP_INLINE void silu_in_place(vf& x) {
-    vf e = -x;
+    const vf z = -x;
+    vf e = z;
     exp_in_place(e);
-    x = x / (1.0f + e);
+    x = z > 88.0f ? x * 0.0f : x / (1.0f + e);
+}
+
+// x <- GELU_tanh(x) = ½x(1 + tanh(y)), y = √(2/π)(x + 0.044715x³), computed as x / (1 + e^−2y): the
+// same function (1 + tanh y = 2/(1 + e^−2y)) without the cancellation of 1 + tanh y for negative y.
+// NaN stays NaN.
+HYVIDEO_CHANNEL_MAP_INLINE void gelu_tanh_in_place(vf& x) {
+    const vf z = x * -1.5957691216057308f * (1.0f + 0.044715f * x * x);  // −2y
+    vf e = z;
+    exp_in_place(e);
+    // Past the clamp (x < −10.3, where the exact result is under 1e-37) the result is ±0, as torch's.
+    x = z > 88.0f ? x * 0.0f : x / (1.0f + e);
 }
 
 HYVIDEO_CHANNEL_MAP_INLINE void store(float* p, const vf& v) { std::memcpy(p, &v, sizeof v); }
@@ -139,6 +155,7 @@ HYVIDEO_CHANNEL_MAP_INLINE void apply(vf& x, const ChannelMap& m, const float* a
         }
     }
     if (m.silu) silu_in_place(x);
+    else if (m.gelu_tanh) gelu_tanh_in_place(x);
 }
 
 // rows × C: out[r·out_stride + c] = map(in[r·in_stride + c]).
@@ -146,7 +163,7 @@ template <class Out>
 HYVIDEO_CHANNEL_MAP_INLINE void map_rows(const float* in, std::int64_t in_stride, Out* out, std::int64_t out_stride,
                                          std::int64_t rows, std::int64_t C, const ChannelMap& m) {
     if constexpr (std::is_same_v<Out, float>) {
-        if (!m.scale && !m.silu) {  // nothing to compute: a copy
+        if (!m.scale && !m.silu && !m.gelu_tanh) {  // nothing to compute: a copy
             for (std::int64_t r = 0; r < rows; ++r)
                 std::memcpy(out + r * out_stride, in + r * in_stride, static_cast<std::size_t>(C) * sizeof(float));
             return;
