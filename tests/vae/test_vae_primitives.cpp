@@ -370,6 +370,13 @@ TEST_CASE("activations: GELU-tanh and SiLU tensors against double precision, bot
         CHECK(gelu_bad == 0);
         CHECK(silu_bad == 0);
         CHECK(std::isnan(cpu::gelu_tanh(Tensor::full({3}, std::nanf(""))).to_vector()[2]));
+        // A column slice (rows of one stride, read in place) and a transposed view (copied first)
+        // give the contiguous result, bit for bit; widths 37 and 5 exercise the tail lanes.
+        const Tensor wide = Tensor::from_vector<float>({3, 7, 50}, std::vector<float>(xs.begin(), xs.begin() + 1050));
+        for (const Tensor& view : {wide.slice(2, 8, 45), wide.slice(2, 40, 45), wide.transpose(1, 2)}) {
+            CHECK(cpu::gelu_tanh(view).to_vector() == cpu::gelu_tanh(view.contiguous()).to_vector());
+            CHECK(cpu::silu(view).to_vector() == cpu::silu(view.contiguous()).to_vector());
+        }
     }
 }
 
