@@ -5,9 +5,6 @@
 // a signal) is a bug. Inputs the reader accepts are also written back with save_safetensors and
 // read again, which must reproduce them exactly: the writer must handle every file the reader
 // accepts, and the two must agree on the format.
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -19,30 +16,15 @@
 #include <vector>
 
 #include "hyvideo/io/safetensors.hpp"
+#include "memfd_input.hpp"
 
 namespace {
 
-[[noreturn]] void fail(const char* what) {
-    std::fprintf(stderr, "fuzz_safetensors: %s\n", what);
-    std::abort();
-}
+[[noreturn]] void fail(const char* what) { hyvideo_fuzz::fail("fuzz_safetensors", what); }
 
-// An in-memory file: no disk traffic, and its /proc/self/fd path goes through the same open()
-// and mmap() calls as a real file.
-int input_fd() {
-    static const int fd = ::memfd_create("fuzz_safetensors", MFD_CLOEXEC);
-    if (fd < 0) fail("memfd_create failed");
-    return fd;
-}
-
-void write_input(const std::uint8_t* data, std::size_t size) {
-    if (::ftruncate(input_fd(), 0) != 0) fail("ftruncate failed");
-    std::size_t done = 0;
-    while (done < size) {
-        const ssize_t n = ::pwrite(input_fd(), data + done, size - done, static_cast<off_t>(done));
-        if (n <= 0) fail("pwrite failed");
-        done += static_cast<std::size_t>(n);
-    }
+const hyvideo_fuzz::MemfdInput& input() {
+    static const hyvideo_fuzz::MemfdInput in("fuzz_safetensors");
+    return in;
 }
 
 // Where the round trip writes; the writer needs a real directory for its temporary file and rename.
@@ -79,8 +61,7 @@ void check_round_trip(const hyvideo::SafetensorsFile& original) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    write_input(data, size);
-    const std::string path = "/proc/self/fd/" + std::to_string(input_fd());
+    const std::string path = input().write(data, size);
 
     std::optional<hyvideo::SafetensorsFile> file;
     try {

@@ -15,9 +15,6 @@
 // storage bytes at the place the format defines. Those copies are exactly-sized heap buffers, which
 // AddressSanitizer guards, while the mapping is page-granular: a view that ran past the end of its
 // storage but not past the page would otherwise go unnoticed.
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -28,28 +25,15 @@
 
 #include "hyvideo/io/checkpoint.hpp"
 #include "hyvideo/io/pt_file.hpp"
+#include "memfd_input.hpp"
 
 namespace {
 
-[[noreturn]] void fail(const char* what) {
-    std::fprintf(stderr, "fuzz_torch_pickle: %s\n", what);
-    std::abort();
-}
+[[noreturn]] void fail(const char* what) { hyvideo_fuzz::fail("fuzz_torch_pickle", what); }
 
-int input_fd() {
-    static const int fd = ::memfd_create("fuzz_torch_pickle", MFD_CLOEXEC);
-    if (fd < 0) fail("memfd_create failed");
-    return fd;
-}
-
-void write_input(const std::uint8_t* data, std::size_t size) {
-    if (::ftruncate(input_fd(), 0) != 0) fail("ftruncate failed");
-    std::size_t done = 0;
-    while (done < size) {
-        const ssize_t n = ::pwrite(input_fd(), data + done, size - done, static_cast<off_t>(done));
-        if (n <= 0) fail("pwrite failed");
-        done += static_cast<std::size_t>(n);
-    }
+const hyvideo_fuzz::MemfdInput& input() {
+    static const hyvideo_fuzz::MemfdInput in("fuzz_torch_pickle");
+    return in;
 }
 
 void put16(std::vector<std::uint8_t>& s, std::uint32_t v) {
@@ -190,8 +174,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (size == 0) return 0;
     const bool pickle_only = data[0] & 1;
     const std::vector<std::uint8_t> file = pickle_only ? wrap(data + 1, size - 1) : std::vector<std::uint8_t>(data + 1, data + size);
-    write_input(file.data(), file.size());
-    const std::string path = "/proc/self/fd/" + std::to_string(input_fd());
+    const std::string path = input().write(file.data(), file.size());
 
     hyvideo::TorchFile::Options options;
     options.verify_pickle_crc = false;

@@ -46,6 +46,7 @@
 #include "../../tools/convert.hpp"
 #include "../../tools/inspect.hpp"
 #include "../tools/cli_helpers.hpp"
+#include "../support/temp_dir.hpp"
 
 #ifndef HYVIDEO_TEST_DATA_DIR
 #error "HYVIDEO_TEST_DATA_DIR must name the tests/data directory"
@@ -81,27 +82,7 @@ const nlohmann::json& expected() {
     return j;
 }
 
-// A fresh directory per test, removed afterwards.
-class TempDir {
-public:
-    TempDir() {
-        static std::atomic<int> counter{0};
-        path_ = fs::temp_directory_path() /
-                ("hyvideo_test_checkpoints." + std::to_string(::getpid()) + "." + std::to_string(counter++));
-        fs::create_directories(path_);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    fs::path operator/(const std::string& name) const { return path_ / name; }
-    const fs::path& path() const { return path_; }
-
-private:
-    fs::path path_;
-};
+using hyvideo::test::TempDir;
 
 void write_bytes(const fs::path& path, std::string_view bytes) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);

@@ -22,6 +22,7 @@
 
 #include "hyvideo/io/safetensors.hpp"
 #include "hyvideo/io/weight_source.hpp"
+#include "../support/temp_dir.hpp"
 
 #ifndef HYVIDEO_TEST_DATA_DIR
 #error "HYVIDEO_TEST_DATA_DIR must name the tests/data directory"
@@ -32,32 +33,7 @@ using namespace hyvideo;
 
 namespace {
 
-// A fresh directory per test, removed afterwards, so tests can assert on exactly what is in it.
-class TempDir {
-public:
-    TempDir() {
-        static std::atomic<int> counter{0};
-        path_ = fs::temp_directory_path() /
-                ("hyvideo_test_safetensors." + std::to_string(::getpid()) + "." + std::to_string(counter++));
-        fs::create_directories(path_);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    fs::path operator/(const std::string& name) const { return path_ / name; }
-    const fs::path& path() const { return path_; }
-    std::vector<std::string> entries() const {
-        std::vector<std::string> out;
-        for (auto& e : fs::directory_iterator(path_)) out.push_back(e.path().filename().string());
-        return out;
-    }
-
-private:
-    fs::path path_;
-};
+using hyvideo::test::TempDir;
 
 std::string read_bytes(const fs::path& path) {
     std::ifstream in(path, std::ios::binary);

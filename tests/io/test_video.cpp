@@ -29,41 +29,14 @@
 
 #include "hyvideo/io/image.hpp"
 #include "hyvideo/io/video.hpp"
+#include "../support/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using namespace hyvideo;
 
 namespace {
 
-// A fresh directory per test, removed afterwards, so tests can assert on exactly what is in it.
-class TempDir {
-public:
-    TempDir() {
-        static std::atomic<int> counter{0};
-        path_ = fs::temp_directory_path() /
-                ("hyvideo_test_video." + std::to_string(::getpid()) + "." + std::to_string(counter++));
-        fs::create_directories(path_);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ec;
-        fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ec);
-        fs::remove_all(path_, ec);
-    }
-    fs::path operator/(const std::string& name) const { return path_ / name; }
-    const fs::path& path() const { return path_; }
-    // Every entry, hidden temporary files included, sorted.
-    std::vector<std::string> entries() const {
-        std::vector<std::string> out;
-        for (auto& e : fs::directory_iterator(path_)) out.push_back(e.path().filename().string());
-        std::sort(out.begin(), out.end());
-        return out;
-    }
-
-private:
-    fs::path path_;
-};
+using hyvideo::test::TempDir;
 
 void write_text(const fs::path& p, const std::string& text) {
     std::ofstream(p, std::ios::binary) << text;
