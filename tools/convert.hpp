@@ -75,7 +75,7 @@ inline void write_safetensors_streaming(const std::filesystem::path& path, const
     unsigned char length[8];
     for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(static_cast<std::uint64_t>(text.size()) >> (8 * i));
 
-    hyvideo::detail::AtomicFile out(path);  // qualified: hyvideo::cli may have a detail of its own
+    hyvideo::AtomicFile out(path);
     out.write(length, sizeof length);
     out.write(text.data(), text.size());
     for (const auto& t : tensors) {

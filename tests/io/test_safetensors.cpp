@@ -610,7 +610,7 @@ TEST_CASE("safetensors writer: failures leave no file behind") {
     }
     SUBCASE("target is a directory") {
         fs::create_directory(dir / "out.safetensors");
-        check_save_fails(dir, dir / "out.safetensors", {{"w", t}}, {}, "rename");
+        check_save_fails(dir, dir / "out.safetensors", {{"w", t}}, {}, "is a directory");
     }
     SUBCASE("read-only directory") {
         if (::geteuid() == 0) return;  // root writes anywhere

@@ -51,7 +51,7 @@ inline void write_png(const std::filesystem::path& path, const std::uint8_t* rgb
                       std::int64_t width) {
     detail::av::LogScope log;
     const std::vector<std::uint8_t> bytes = detail::av::encode_image(AV_CODEC_ID_PNG, rgb, height, width, path);
-    detail::av::TempFile file(path);
+    AtomicFile file(path);
     file.write(bytes.data(), bytes.size());
     file.commit();
 }

@@ -42,6 +42,7 @@
 #include "hyvideo/core/dtype.hpp"
 #include "hyvideo/core/error.hpp"
 #include "hyvideo/core/tensor.hpp"
+#include "hyvideo/io/atomic_file.hpp"
 #include "hyvideo/io/weight_source.hpp"
 
 namespace hyvideo {
@@ -99,8 +100,6 @@ public:
 private:
     int fd_;
 };
-
-inline std::string errno_text() { return std::strerror(errno); }
 
 inline std::shared_ptr<const FileMapping> map_file(const std::filesystem::path& path) {
     FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -362,68 +361,6 @@ private:
     std::map<std::string, std::string> metadata_;
 };
 
-namespace detail {
-
-// A file that appears at `target` only when commit() succeeds. Data goes to a temporary file in
-// the same directory (so that rename() cannot cross file systems) and is renamed over the target:
-// readers see the old file or the complete new one, and a file that is still memory-mapped keeps
-// its old contents instead of changing under the mapping.
-class AtomicFile {
-public:
-    explicit AtomicFile(std::filesystem::path target) : target_(std::move(target)) {
-        const auto dir = target_.has_parent_path() ? target_.parent_path() : std::filesystem::path(".");
-        static std::atomic<unsigned> counter{0};
-        for (int attempt = 0; attempt < 100 && fd_.get() < 0; ++attempt) {
-            // Hidden and tagged with pid and counter: concurrent writers never collide, and a file
-            // left by a killed process is recognisable. The name is cut to stay under NAME_MAX.
-            temp_ = dir / concat(".", target_.filename().string().substr(0, 200), ".", ::getpid(), "-", counter++, ".tmp");
-            // 0666 so that the finished file gets the permissions the umask gives any new file.
-            fd_.reset(::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666));
-            if (fd_.get() < 0 && errno != EEXIST) break;
-        }
-        HYVIDEO_CHECK(fd_.get() >= 0, target_.string(), ": cannot create a temporary file in ", dir.string(), ": ",
-                      errno_text());
-    }
-    AtomicFile(const AtomicFile&) = delete;
-    AtomicFile& operator=(const AtomicFile&) = delete;
-    ~AtomicFile() {
-        if (!committed_) {
-            if (fd_.get() >= 0) fd_.close();
-            ::unlink(temp_.c_str());
-        }
-    }
-
-    void write(const void* data, std::size_t size) {
-        auto p = static_cast<const char*>(data);
-        while (size > 0) {
-            // Linux writes at most ~2 GiB per call; larger tensors take several.
-            const ssize_t n = ::write(fd_.get(), p, std::min<std::size_t>(size, std::size_t{1} << 30));
-            if (n < 0 && errno == EINTR) continue;
-            HYVIDEO_CHECK(n > 0, target_.string(), ": write failed: ", n < 0 ? errno_text() : "no progress");
-            p += n;
-            size -= static_cast<std::size_t>(n);
-        }
-    }
-
-    void commit() {
-        // fsync before rename: otherwise a crash soon after could leave the new name pointing at
-        // a file whose data never reached the disk.
-        HYVIDEO_CHECK(::fsync(fd_.get()) == 0, target_.string(), ": fsync failed: ", errno_text());
-        HYVIDEO_CHECK(fd_.close(), target_.string(), ": close failed: ", errno_text());
-        HYVIDEO_CHECK(::rename(temp_.c_str(), target_.c_str()) == 0, target_.string(), ": cannot rename ",
-                      temp_.string(), " into place: ", errno_text());
-        committed_ = true;
-    }
-
-private:
-    std::filesystem::path target_;
-    std::filesystem::path temp_;
-    FileDescriptor fd_{-1};
-    bool committed_ = false;
-};
-
-}  // namespace detail
-
 // Writes `tensors` to `path` as safetensors, in the given order, each contiguous, after a header
 // padded with spaces to a multiple of 8 bytes. Strided tensors are made contiguous first. The file
 // appears only once it is complete: on any error (unwritable directory, repeated or reserved name,
@@ -469,7 +406,7 @@ inline void save_safetensors(const std::filesystem::path& path,
     std::array<unsigned char, 8> length{};
     for (std::size_t i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(static_cast<std::uint64_t>(text.size()) >> (8 * i));
 
-    detail::AtomicFile out(path);
+    AtomicFile out(path);
     out.write(length.data(), length.size());
     out.write(text.data(), text.size());
     for (const Tensor& t : contiguous)

@@ -57,6 +57,7 @@ extern "C" {
 
 #include "hyvideo/core/error.hpp"
 #include "hyvideo/core/tensor.hpp"
+#include "hyvideo/io/atomic_file.hpp"
 
 namespace hyvideo {
 
@@ -374,70 +375,6 @@ inline SwsPtr make_converter(int w, int h, AVPixelFormat src, AVPixelFormat dst,
 }
 
 // --- Files -----------------------------------------------------------------------------------------
-inline std::string errno_text() { return std::strerror(errno); }
-
-// A file that appears at `target` only on commit(): it is written as a hidden temporary file in the
-// same directory (so the rename cannot cross file systems) and renamed over the target once it is
-// complete and fsync'ed. Destroyed without commit(), it deletes the temporary file: a failed or
-// interrupted write leaves nothing, and an existing target keeps its old contents.
-class TempFile {
-public:
-    explicit TempFile(std::filesystem::path target) : target_(std::move(target)) {
-        std::error_code ec;
-        HYVIDEO_CHECK(!std::filesystem::is_directory(target_, ec), target_.string(), ": is a directory");
-        const auto dir = target_.has_parent_path() ? target_.parent_path() : std::filesystem::path(".");
-        static std::atomic<unsigned> counter{0};
-        for (int attempt = 0; attempt < 100 && fd_ < 0; ++attempt) {
-            // Tagged with pid and counter: concurrent writers never collide, and a file left by a
-            // killed process is recognisable. The name is cut to stay under NAME_MAX.
-            temp_ = dir / concat(".", target_.filename().string().substr(0, 200), ".", ::getpid(), "-", counter++,
-                                 ".tmp");
-            // 0666: the finished file gets the permissions the umask gives any new file.
-            fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-            if (fd_ < 0 && errno != EEXIST) break;
-        }
-        HYVIDEO_CHECK(fd_ >= 0, target_.string(), ": cannot create a file in ", dir.string(), ": ", errno_text());
-    }
-    TempFile(const TempFile&) = delete;
-    TempFile& operator=(const TempFile&) = delete;
-    ~TempFile() {
-        if (committed_) return;
-        if (fd_ >= 0) ::close(fd_);
-        ::unlink(temp_.c_str());
-    }
-
-    // Where to write: through write(), or by opening the path (FFmpeg's muxers do).
-    const std::filesystem::path& path() const { return temp_; }
-
-    void write(const void* data, std::size_t size) {
-        auto p = static_cast<const char*>(data);
-        while (size > 0) {
-            const ssize_t n = ::write(fd_, p, std::min<std::size_t>(size, std::size_t{1} << 30));
-            if (n < 0 && errno == EINTR) continue;
-            HYVIDEO_CHECK(n > 0, target_.string(), ": write failed: ", n < 0 ? errno_text() : "no progress");
-            p += n;
-            size -= static_cast<std::size_t>(n);
-        }
-    }
-
-    void commit() {
-        // fsync through this descriptor covers data written through any other: it syncs the file.
-        // Before the rename, or a crash soon after could leave the name on a file without its data.
-        HYVIDEO_CHECK(::fsync(fd_) == 0, target_.string(), ": fsync failed: ", errno_text());
-        const int fd = std::exchange(fd_, -1);
-        HYVIDEO_CHECK(::close(fd) == 0, target_.string(), ": close failed: ", errno_text());
-        HYVIDEO_CHECK(::rename(temp_.c_str(), target_.c_str()) == 0, target_.string(), ": cannot rename ",
-                      temp_.string(), " into place: ", errno_text());
-        committed_ = true;
-    }
-
-private:
-    std::filesystem::path target_;
-    std::filesystem::path temp_;
-    int fd_ = -1;
-    bool committed_ = false;
-};
-
 // Clear messages for the commonest mistakes before FFmpeg reports them less clearly.
 inline void check_input_file(const std::filesystem::path& path) {
     std::error_code ec;
@@ -718,7 +655,7 @@ inline void write_mp4(const std::filesystem::path& path, const Frames& frames, d
     HYVIDEO_CHECK(rate.num > 0 && rate.den > 0, where, ": fps ", fps, " has no rational form");
 
     // Created before FFmpeg runs: an unwritable directory fails here, with the OS's reason.
-    av::TempFile file(path);
+    AtomicFile file(path);
 
     const AVCodec* codec = avcodec_find_encoder_by_name("libx264");
     if (codec == nullptr) av::fail(path, "this FFmpeg build has no libx264 encoder (H.264)");
