@@ -21,6 +21,7 @@
 #include "hyvideo/core/dtype_convert.hpp"
 #include "hyvideo/core/parallel.hpp"
 #include "hyvideo/core/tensor.hpp"
+#include "../support/thread_scope.hpp"
 
 using namespace hyvideo;
 using namespace hyvideo::cpu_detail;
@@ -44,14 +45,7 @@ private:
     GemmEngine saved_;
 };
 
-class ThreadScope {
-public:
-    explicit ThreadScope(int n) : saved_(num_threads()) { set_num_threads(n); }
-    ~ThreadScope() { set_num_threads(saved_); }
-
-private:
-    int saved_;
-};
+using hyvideo::test::ThreadScope;
 
 std::vector<float> random_values(std::size_t n, std::uint32_t seed) {
     std::mt19937 rng(seed);

@@ -13,6 +13,7 @@
 #include "hyvideo/backend/cpu/cpu.hpp"
 #include "hyvideo/golden/compare.hpp"
 #include "hyvideo/nn/init.hpp"
+#include "../support/thread_scope.hpp"
 
 using namespace hyvideo;
 using namespace hyvideo::cpu_detail;
@@ -70,14 +71,7 @@ private:
     ChannelMapKernel kernel_;
 };
 
-class ThreadScope {
-public:
-    explicit ThreadScope(int n) : saved_(num_threads()) { set_num_threads(n); }
-    ~ThreadScope() { set_num_threads(saved_); }
-
-private:
-    int saved_;
-};
+using hyvideo::test::ThreadScope;
 
 struct ConvCase {
     Shape x, w;
