@@ -41,8 +41,8 @@ int main(int argc, char** argv) {
     // Streamed: the blocks stay in the mapped file; each is read (and its fp8 linears dequantised)
     // when the forward reaches it. Loaded: every weight converted to f32 now.
     HYVideoDiffusionTransformer<cpu> streamed(cfg), loaded(cfg);
-    load_checkpoint_streamed(streamed, path);
-    load_weights_strict(loaded, ckpt.weights());
+    load_checkpoint_streamed(streamed, ckpt);
+    load_checkpoint(loaded, ckpt);
     std::printf("  %lld parameters\n", static_cast<long long>(parameter_count(loaded)));
 
     DiTInputs in;

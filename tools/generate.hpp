@@ -214,16 +214,8 @@ inline int run_generate(const GenerateArgs& a) {
     } else {
         // The DiT's blocks stay in the mapped file and are converted one at a time during each forward
         // (load_streamed), so memory is the file plus one block's weights in the compute dtype.
-        try {
-            dit.load_streamed(dit_file->shared_weights(), "", a.precision == "bf16" ? DType::bf16 : DType::f32);
-        } catch (const Error& e) {
-            throw Error(fmt::format("DiT weights {} ({}): {}", a.dit, dit_file->layout(), e.what()));
-        }
-        try {
-            load_weights_strict(vae, vae_file->weights());
-        } catch (const Error& e) {
-            throw Error(fmt::format("VAE weights {} ({}): {}", a.vae, vae_file->layout(), e.what()));
-        }
+        load_checkpoint_streamed(dit, *dit_file, a.precision == "bf16" ? DType::bf16 : DType::f32);
+        load_checkpoint(vae, *vae_file);
         fmt::print("model: DiT {} from {} ({}, {} parameters)\n",
                    !a.dit_config.empty() ? a.dit_config : !a.model.empty() ? a.model : "config from the weights", a.dit,
                    dit_file->layout(), parameter_count(dit));

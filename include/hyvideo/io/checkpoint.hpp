@@ -1111,37 +1111,53 @@ inline ConfigGuess<AutoencoderKLCausal3DConfig> Checkpoint::infer_vae_config(con
     return g;
 }
 
-// Loads `model` (a DiT or a VAE) from a checkpoint of any layout, strictly: every official tensor the
-// model needs, and nothing the model does not explain. Returns the opened checkpoint, whose weights
-// stay mapped for as long as it or the model's views of them live. What `hyvideo generate --dit/--vae`
-// calls.
+namespace detail {
+// Runs `load`, naming the checkpoint's file and layout in any error it throws.
+template <class F>
+void with_checkpoint_context(const Checkpoint& c, F&& load) {
+    try {
+        load();
+    } catch (const Error& e) {
+        throw Error(concat(c.files().front().string(), " (", c.layout(), "): ", e.what()));
+    }
+}
+}  // namespace detail
+
+// Loads `model` (a DiT or a VAE) from an opened checkpoint of any layout, strictly: every official
+// tensor the model needs, and nothing the model does not explain; matrices in `matmul`, the rest f32.
+// The model's weights may be views of the checkpoint's mapped files, which stay mapped for as long as
+// the checkpoint or any view lives. What `hyvideo generate --vae` calls.
+template <class M>
+void load_checkpoint(M& model, const Checkpoint& c, DType matmul = DType::f32) {
+    detail::with_checkpoint_context(c, [&] { load_weights_strict(model, c.weights(), "", matmul); });
+}
+
+// The same from a path (opened for the model of `kind`); returns the opened checkpoint.
 template <class M>
 Checkpoint load_checkpoint(M& model, const std::filesystem::path& path, ModelKind kind, CheckpointOptions options = {}) {
     options.kind = kind;
     Checkpoint c = Checkpoint::open(path, options);
-    try {
-        load_weights_strict(model, c.weights());
-    } catch (const Error& e) {
-        throw Error(detail::concat(path.string(), " (", c.layout(), "): ", e.what()));
-    }
+    load_checkpoint(model, c);
     return c;
 }
 
-// The DiT from a checkpoint of any layout with its blocks streamed (HYVideoDiffusionTransformer::
+// The DiT from an opened checkpoint with its blocks streamed (HYVideoDiffusionTransformer::
 // load_streamed): checked strictly without reading a weight, everything but the blocks loaded now, and
 // each block read from the mapped files, dequantised (fp8) and converted to `matmul`/f32 when the
 // forward reaches it. Peak memory is the mapped files plus one block's converted weights. The model
 // keeps the checkpoint's files open. What `hyvideo generate --dit` calls.
 template <class DiT>
+void load_checkpoint_streamed(DiT& model, const Checkpoint& c, DType matmul = DType::f32) {
+    detail::with_checkpoint_context(c, [&] { model.load_streamed(c.shared_weights(), "", matmul); });
+}
+
+// The same from a path; returns the opened checkpoint.
+template <class DiT>
 Checkpoint load_checkpoint_streamed(DiT& model, const std::filesystem::path& path, CheckpointOptions options = {},
                                     DType matmul = DType::f32) {
     options.kind = ModelKind::dit;
     Checkpoint c = Checkpoint::open(path, options);
-    try {
-        model.load_streamed(c.shared_weights(), "", matmul);
-    } catch (const Error& e) {
-        throw Error(detail::concat(path.string(), " (", c.layout(), "): ", e.what()));
-    }
+    load_checkpoint_streamed(model, c, matmul);
     return c;
 }
 
