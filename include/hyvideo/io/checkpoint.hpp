@@ -147,7 +147,6 @@ inline Tensor dequantize_fp8(const Tensor& w8, const Tensor& scale, DType out_dt
     const Tensor w = w8.contiguous();
     const auto* q = static_cast<const std::uint8_t*>(w.raw_data());
     const std::int64_t n = w.numel(), nd = w.dim();
-    std::vector<float> row(static_cast<std::size_t>(nd > 0 ? w.size(-1) : 1));
     Tensor out = Tensor::empty(w.shape(), out_dtype);
     const std::int64_t inner = nd > 0 ? w.size(-1) : 1;
     if (inner > 0 && (nd == 0 || (*strides)[nd - 1] == 0) && out_dtype != DType::f32 && n > 0) {
@@ -181,6 +180,8 @@ inline Tensor dequantize_fp8(const Tensor& w8, const Tensor& scale, DType out_dt
         });
         return out;
     }
+    // The rest (a scale that varies along the row, or f32 output): element by element.
+    std::vector<float> row(static_cast<std::size_t>(inner));
     std::vector<std::int64_t> idx(static_cast<std::size_t>(std::max<std::int64_t>(nd - 1, 0)), 0);
     for (std::int64_t base = 0; inner > 0 && base < n; base += inner) {
         std::int64_t so = 0;  // scale offset of this row
