@@ -35,7 +35,9 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "hyvideo/io/atomic_file.hpp"
 #include "hyvideo/io/checkpoint.hpp"
+#include "hyvideo/io/mapped_file.hpp"
 #include "hyvideo/io/safetensors.hpp"
 
 namespace hyvideo::cli {
@@ -83,6 +85,8 @@ inline void write_safetensors_streaming(const std::filesystem::path& path, const
         HYVIDEO_CHECK(data.dtype() == t.dtype && data.shape() == t.shape, path.string(), ": the tensor \"", t.name,
                       "\" came out ", dtype_name(data.dtype()), " ", shape_str(data.shape()), " instead of ",
                       dtype_name(t.dtype), " ", shape_str(t.shape));
+        // An input truncated by another program meanwhile reads as zeros: stop before writing them.
+        check_mapped_inputs();
         if (data.nbytes() > 0) out.write(data.raw_data(), data.nbytes());
     }
     out.commit();
@@ -124,6 +128,9 @@ inline CheckpointOptions checkpoint_options(const std::string& model, const std:
 // Returns the process exit status; throws hyvideo::Error for unusable input (main prints it).
 inline int run_convert(const ConvertArgs& opt) {
     const std::optional<DType> cast = parse_compute_dtype(opt.dtype);
+    // The output is checked as a real write would, before the conversion: a FIFO, a device or an unwritable
+    // directory is found now, not after minutes of work.
+    AtomicFile::check_target(opt.output);
     const Checkpoint ckpt = Checkpoint::open(opt.input, checkpoint_options(opt.model, opt.prefix, opt.load_key, opt.fp8_map));
 
     if (!ckpt.incomplete().empty())
@@ -202,8 +209,9 @@ inline int run_convert(const ConvertArgs& opt) {
             const auto g = ckpt.vae_config();
             if (g.complete) meta["config"] = g.config.to_json().dump();
         }
-    } catch (const Error&) {
-        // A model whose config cannot be inferred converts all the same; it just carries none.
+    } catch (const Error& e) {
+        // A model whose config cannot be inferred converts all the same; it just carries none, and says why.
+        fmt::print("note: the output carries no config: {}\n", e.what());
     }
     write_safetensors_streaming(opt.output, plan, meta);
 

@@ -1,7 +1,14 @@
 #pragma once
 // `hyvideo generate`: text-to-video and image-to-video with the official sample_video.py flag names.
 // Without --dit/--vae it runs the built-in default model (pipelines/default_model.hpp).
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -17,6 +24,7 @@
 #include "hyvideo/backend/cpu/cpu.hpp"
 #include "hyvideo/io/checkpoint.hpp"
 #include "hyvideo/io/image.hpp"
+#include "hyvideo/io/mapped_file.hpp"
 #include "hyvideo/io/video.hpp"
 #include "hyvideo/pipelines/default_model.hpp"
 #include "hyvideo/pipelines/i2v_image.hpp"
@@ -28,14 +36,14 @@
 namespace hyvideo::cli {
 
 struct GenerateArgs {
-    std::vector<std::int64_t> video_size;  // H W; default depends on the model
-    std::int64_t video_length = 0;         // default depends on the model
+    std::vector<std::int64_t> video_size;      // H W; default depends on the model
+    std::optional<std::int64_t> video_length;  // default depends on the model
     std::int64_t infer_steps = 50;
     float flow_shift = 7.0f;
     bool flow_reverse = true;
     float embedded_cfg_scale = 6.0f;
     float cfg_scale = 1.0f;
-    std::optional<std::uint64_t> seed;
+    std::string seed;  // text, parsed by parse_seed: CLI11 would saturate out-of-range values
     std::string save_path = "./results";
     bool vae_tiling = true;
     std::string i2v_image_path;
@@ -62,7 +70,7 @@ inline CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
         ->capture_default_str();
     g->add_option("--cfg-scale", a.cfg_scale, "true classifier-free guidance when > 1 (needs negative embeddings)")
         ->capture_default_str();
-    g->add_option("--seed", a.seed, "noise seed (default: random, printed)");
+    g->add_option("--seed", a.seed, "noise seed, 0..18446744073709551615 (default: random, printed)");
     g->add_option("--save-path", a.save_path, "directory for the video when -o is not given")->capture_default_str();
     g->add_flag("--vae-tiling,!--no-vae-tiling", a.vae_tiling, "tiled VAE decoding (on by default)");
     g->add_option("--i2v-image-path", a.i2v_image_path, "image-to-video: the first frame (PNG or JPEG)");
@@ -86,7 +94,7 @@ inline CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
     g->add_option("--text-embeds", a.text_embeds, "safetensors with text_states, text_mask, text_states_2 "
                                                   "(+ negative_*); see docs/usage.md");
     g->add_option("-o,--output", a.output, "output MP4 path");
-    g->add_option("--fps", a.fps, "frame rate of the MP4")->capture_default_str()->check(CLI::PositiveNumber);
+    g->add_option("--fps", a.fps, "frame rate of the MP4, in (0, 1000]")->capture_default_str();
     g->add_option("--frames-dir", a.frames_dir, "also write every frame as PNG into this directory");
     g->add_option("--precision", a.precision, "DiT compute: f32, or bf16 (bf16 GEMM operands, f32 accumulation)")
         ->check(CLI::IsMember({"f32", "bf16"}))
@@ -96,24 +104,105 @@ inline CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
 
 namespace generate_detail {
 
-// Fails before any work if the output cannot be written there: a whole run must not end in an error.
-inline void check_writable_directory(const std::filesystem::path& dir) {
-    const auto d = dir.empty() ? std::filesystem::path(".") : dir;
-    HYVIDEO_CHECK(std::filesystem::is_directory(d), "output directory '", d.string(), "' does not exist");
-    const auto probe = d / (".hyvideo_write_test_" + std::to_string(::getpid()));
-    std::FILE* f = std::fopen(probe.c_str(), "wb");
-    HYVIDEO_CHECK(f, "cannot write to output directory '", d.string(), "'");
-    std::fclose(f);
-    std::filesystem::remove(probe);
+// Limits every run must respect; checked before any work, each message saying the limit.
+inline constexpr std::int64_t kMaxSide = 16384;        // H.264's largest picture side (the MP4 writer's limit)
+inline constexpr std::int64_t kMaxFrames = 4097;       // 1024 latent frames; the official model is trained on 129
+inline constexpr std::int64_t kMaxSteps = 10000;       // the official default is 50
+inline constexpr double kMaxFps = 1000.0;              // the MP4 writer's limit
+
+// --seed as the official script takes it: a whole number that fits torch's 64-bit generator seed.
+inline std::uint64_t parse_seed(const std::string& text) {
+    const bool digits = !text.empty() && text.size() <= 20 &&
+                        std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+    errno = 0;
+    const unsigned long long v = digits ? std::strtoull(text.c_str(), nullptr, 10) : 0;
+    HYVIDEO_CHECK(digits && errno != ERANGE, "--seed '", text, "': must be a whole number in 0..18446744073709551615");
+    return v;
 }
 
-inline nlohmann::json read_json(const std::string& path) {
-    std::ifstream in(path);
-    HYVIDEO_CHECK(in, "cannot read config '", path, "'");
+// Every numeric flag, before anything is opened: a value the run cannot use is refused, never changed.
+inline void check_numbers(const GenerateArgs& a) {
+    if (!a.video_size.empty())
+        for (std::size_t i = 0; i < 2; ++i)
+            HYVIDEO_CHECK(a.video_size[i] >= 1 && a.video_size[i] <= kMaxSide, "--video-size: ", i == 0 ? "height " : "width ",
+                          a.video_size[i], " is not in 1..", kMaxSide, " (", kMaxSide, " is the largest side H.264 allows)");
+    if (a.video_length)
+        HYVIDEO_CHECK(*a.video_length >= 1 && *a.video_length <= kMaxFrames && (*a.video_length - 1) % 4 == 0,
+                      "--video-length ", *a.video_length, ": must be 4k+1 (1, 5, 9, ..., 129) and at most ", kMaxFrames);
+    HYVIDEO_CHECK(a.infer_steps >= 1 && a.infer_steps <= kMaxSteps, "--infer-steps ", a.infer_steps, ": must be in 1..",
+                  kMaxSteps);
+    HYVIDEO_CHECK(std::isfinite(a.flow_shift) && a.flow_shift > 0, "--flow-shift ", a.flow_shift,
+                  ": must be a positive finite number (the official default is 7)");
+    HYVIDEO_CHECK(std::isfinite(a.embedded_cfg_scale), "--embedded-cfg-scale ", a.embedded_cfg_scale,
+                  ": must be a finite number");
+    HYVIDEO_CHECK(std::isfinite(a.cfg_scale), "--cfg-scale ", a.cfg_scale, ": must be a finite number");
+    HYVIDEO_CHECK(std::isfinite(a.fps) && a.fps > 0 && a.fps <= kMaxFps, "--fps ", fmt::format("{:g}", a.fps),
+                  ": must be in (0, ", kMaxFps, "]");
+    if (!a.seed.empty()) parse_seed(a.seed);
+}
+
+// Bytes of memory and of disk a run needs at least, whatever the model: the decoded video in float32 and
+// as 8-bit frames (memory), the PNG frames uncompressed (disk, an upper bound in practice).
+inline long double decoded_video_bytes(const VideoSize& s) {
+    return static_cast<long double>(s.frames) * static_cast<long double>(s.height) * static_cast<long double>(s.width) * 3;
+}
+
+inline std::uint64_t physical_memory_bytes() {
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page) : 0;
+}
+
+inline void check_memory(const VideoSize& s) {
+    const long double need = decoded_video_bytes(s) * (4 + 1);
+    const std::uint64_t have = physical_memory_bytes();
+    HYVIDEO_CHECK(have == 0 || need <= static_cast<long double>(have), "--video-size ", s.height, " ", s.width,
+                  " --video-length ", s.frames, ": the decoded video alone needs ",
+                  fmt::format("{:.1f}", static_cast<double>(need / (1u << 30))), " GiB, more than this machine's ",
+                  fmt::format("{:.1f}", static_cast<double>(have) / (1u << 30)), " GiB of memory");
+}
+
+// --frames-dir: the directory, or the nearest existing one above it where it will be created, must be a
+// writable directory with room for the frames. Checked by creating (and removing) a probe file there.
+inline void check_frames_dir(const std::filesystem::path& dir, long double bytes) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    fs::path at = dir;
+    while (!at.empty() && !fs::exists(at, ec)) at = at.parent_path();
+    if (at.empty()) at = ".";
+    HYVIDEO_CHECK(fs::is_directory(at, ec), "--frames-dir '", dir.string(), "': '", at.string(), "' is not a directory");
     try {
-        return nlohmann::json::parse(in);
+        AtomicFile::check_target(at / ".hyvideo_frames_probe");
+    } catch (const Error& e) {
+        throw Error("--frames-dir '" + dir.string() + "': cannot be written: " + e.what());
+    }
+    struct statvfs vfs {};
+    if (::statvfs(at.c_str(), &vfs) == 0) {
+        const long double free = static_cast<long double>(vfs.f_bavail) * static_cast<long double>(vfs.f_frsize);
+        HYVIDEO_CHECK(bytes <= free, "--frames-dir '", dir.string(), "': the frames take up to ",
+                      fmt::format("{:.1f}", static_cast<double>(bytes / 1e6)), " MB and ", at.string(), " has ",
+                      fmt::format("{:.1f}", static_cast<double>(free / 1e6)), " MB free");
+    }
+}
+
+inline nlohmann::json read_json(const std::string& path, const char* flag) {
+    const std::string text = read_small_file(path, flag, 1u << 20);
+    // The JSON parser would stop at a NUL byte and take what precedes it for the whole file.
+    HYVIDEO_CHECK(text.find('\0') == std::string::npos, flag, " '", path, "': holds a NUL byte; not a JSON file");
+    try {
+        return nlohmann::json::parse(text);
     } catch (const nlohmann::json::exception& e) {
-        throw Error("config '" + path + "' is not valid JSON: " + e.what());
+        throw Error(std::string(flag) + " '" + path + "': not valid JSON: " + e.what());
+    }
+}
+
+// A configuration file given by a flag; every error names the flag and the file.
+template <class Config>
+Config read_config(const std::string& path, const char* flag) {
+    const nlohmann::json j = read_json(path, flag);
+    try {
+        return Config::from_json(j);
+    } catch (const Error& e) {
+        throw Error(std::string(flag) + " '" + path + "': " + e.what());
     }
 }
 
@@ -141,22 +230,21 @@ inline int run_generate(const GenerateArgs& a) {
     HYVIDEO_CHECK(a.dit.empty() == a.vae.empty(), "give both --dit and --vae, or neither for the built-in model");
     HYVIDEO_CHECK(builtin || !a.text_embeds.empty(),
                   "real weights need --text-embeds (the text encoders' outputs; see docs/usage.md)");
-    HYVIDEO_CHECK(a.infer_steps > 0, "--infer-steps must be positive");
+    generate_detail::check_numbers(a);
     const bool i2v = !a.i2v_image_path.empty();
 
     // ---- sizes and output paths, checked before any heavy work ---------------------------------
     VideoSize size{a.video_size.empty() ? (builtin ? 256 : 720) : a.video_size[0],
                    a.video_size.empty() ? (builtin ? 256 : 1280) : a.video_size[1],
-                   a.video_length ? a.video_length : (builtin ? 33 : 129)};
+                   a.video_length ? *a.video_length : (builtin ? 33 : 129)};
     std::string note;
     size = align_video_size(size, &note);
     if (!note.empty()) fmt::print("note: {}\n", note);
-    const std::uint64_t seed = a.seed ? *a.seed : std::random_device{}() % 1000000;
+    if (!i2v) generate_detail::check_memory(size);  // image-to-video: the image's bucket sets the size, below
+    const std::uint64_t seed = !a.seed.empty() ? generate_detail::parse_seed(a.seed) : std::random_device{}() % 1000000;
     const fs::path output = !a.output.empty() ? fs::path(a.output)
                                               : fs::path(a.save_path) / fmt::format("{}_seed{}.mp4", generate_detail::timestamp(), seed);
-    if (a.output.empty()) fs::create_directories(a.save_path);
-    generate_detail::check_writable_directory(output.parent_path());
-    HYVIDEO_CHECK(!fs::is_directory(output), "output '", output.string(), "' is a directory");
+    if (!a.output.empty()) AtomicFile::check_target(output);
     if (!a.frames_dir.empty())
         HYVIDEO_CHECK(!fs::exists(a.frames_dir) || fs::is_directory(a.frames_dir), "--frames-dir '", a.frames_dir,
                       "' exists and is not a directory");
@@ -181,12 +269,31 @@ inline int run_generate(const GenerateArgs& a) {
         }
     }
     HYVideoConfig dit_cfg = builtin                 ? default_dit_config()
-                            : !a.dit_config.empty() ? HYVideoConfig::from_json(generate_detail::read_json(a.dit_config))
+                            : !a.dit_config.empty() ? generate_detail::read_config<HYVideoConfig>(a.dit_config, "--dit-config")
                             : !a.model.empty()      ? HYVideoConfig::preset(a.model)
                                                     : generate_detail::report_config(dit_file->dit_config(), "DiT", "--dit-config");
     if (i2v) {
         dit_cfg.i2v_condition_type = a.i2v_condition_type;
         dit_cfg.in_channels = a.i2v_condition_type == "latent_concat" ? 2 * dit_cfg.out_channels + 1 : dit_cfg.out_channels;
+    }
+    const AutoencoderKLCausal3DConfig vae_cfg =
+        builtin                 ? default_vae_config()
+        : !a.vae_config.empty() ? generate_detail::read_config<AutoencoderKLCausal3DConfig>(a.vae_config, "--vae-config")
+                                : generate_detail::report_config(vae_file->vae_config(), "VAE", "--vae-config");
+    // A configuration that disagrees with the weights (a --dit-config with 10^9 blocks, a --model of
+    // another size, an I2V condition type the weights were not trained for) is refused here, from the
+    // stored shapes, before any model is built.
+    if (!builtin) {
+        try {
+            dit_file->check_dit_config(dit_cfg);
+        } catch (const Error& e) {
+            throw Error(std::string(!a.dit_config.empty() ? "--dit-config: " : !a.model.empty() ? "--model: " : "--dit: ") + e.what());
+        }
+        try {
+            vae_file->check_vae_config(vae_cfg);
+        } catch (const Error& e) {
+            throw Error(std::string(!a.vae_config.empty() ? "--vae-config: " : "--vae: ") + e.what());
+        }
     }
     // ---- conditioning inputs, checked before the weights are read ------------------------------
     TextEmbedsFile text;
@@ -194,18 +301,35 @@ inline int run_generate(const GenerateArgs& a) {
         text.prompt = default_prompt_embeds(dit_cfg, 1);
         text.negative = default_prompt_embeds(dit_cfg, 2);
     } else {
-        text = read_text_embeds(a.text_embeds, dit_cfg);
+        try {
+            text = read_text_embeds(a.text_embeds, dit_cfg);
+        } catch (const Error& e) {
+            throw Error(std::string("--text-embeds: ") + e.what());
+        }
     }
     HYVIDEO_CHECK(a.cfg_scale <= 1.0f || text.negative, "--cfg-scale ", a.cfg_scale, " needs negative_text_states, ",
                   "negative_text_mask and negative_text_states_2 in --text-embeds");
     std::optional<Frames> picture;
-    if (i2v) picture = read_image(a.i2v_image_path);
+    std::optional<Bucket> bucket;
+    if (i2v) {
+        try {
+            picture = read_image(a.i2v_image_path);
+        } catch (const Error& e) {
+            throw Error(std::string("--i2v-image-path: ") + e.what());
+        }
+        bucket = closest_bucket(picture->height, picture->width, i2v_buckets(i2v_base_size(a.i2v_resolution)));
+        generate_detail::check_memory({bucket->height, bucket->width, size.frames});
+    }
+
+    // ---- outputs: every target checked by the checks of a real write, before the work ----------
+    if (a.output.empty()) fs::create_directories(a.save_path);
+    AtomicFile::check_target(output);
+    const VideoSize out_size = bucket ? VideoSize{bucket->height, bucket->width, size.frames} : size;
+    if (!a.frames_dir.empty())
+        generate_detail::check_frames_dir(a.frames_dir, generate_detail::decoded_video_bytes(out_size) + 4096.0L * out_size.frames);
 
     HYVideoDiffusionTransformer<B> dit(dit_cfg);
-    AutoencoderKLCausal3D<B> vae(builtin ? default_vae_config()
-                                 : !a.vae_config.empty()
-                                     ? AutoencoderKLCausal3DConfig::from_json(generate_detail::read_json(a.vae_config))
-                                     : generate_detail::report_config(vae_file->vae_config(), "VAE", "--vae-config"));
+    AutoencoderKLCausal3D<B> vae(vae_cfg);
     if (builtin) {
         init_weights(dit, kDefaultWeightSeed);
         init_weights(vae, kDefaultWeightSeed + 1);
@@ -227,13 +351,12 @@ inline int run_generate(const GenerateArgs& a) {
 
     std::optional<ImageCondition> image;
     if (i2v) {
-        const Bucket bucket = closest_bucket(picture->height, picture->width, i2v_buckets(i2v_base_size(a.i2v_resolution)));
-        if (bucket.height != size.height || bucket.width != size.width)
+        if (bucket->height != size.height || bucket->width != size.width)
             fmt::print("note: image {}x{} -> bucket {}x{} ({}), which sets the video size\n", picture->height,
-                       picture->width, bucket.height, bucket.width, a.i2v_resolution);
-        size.height = bucket.height;
-        size.width = bucket.width;
-        image = ImageCondition{a.i2v_condition_type, encode_image_latents(vae, B::upload(preprocess_i2v_image(*picture, bucket)))};
+                       picture->width, bucket->height, bucket->width, a.i2v_resolution);
+        size.height = bucket->height;
+        size.width = bucket->width;
+        image = ImageCondition{a.i2v_condition_type, encode_image_latents(vae, B::upload(preprocess_i2v_image(*picture, *bucket)))};
     }
 
     // ---- sampling ------------------------------------------------------------------------------
@@ -255,6 +378,7 @@ inline int run_generate(const GenerateArgs& a) {
     latents = pipe.denoise(latents, text.prompt, opt, text.negative ? &*text.negative : nullptr, image ? &*image : nullptr,
                            [&](std::int64_t i, float t, const Tensor&) {
                                progress.step(i, t);
+                               check_mapped_inputs();  // a truncated weight file ends the run at once
                                return true;
                            });
 
@@ -266,12 +390,26 @@ inline int run_generate(const GenerateArgs& a) {
     const Frames frames = frames_from_tensor(video);
     fmt::print("decoded {} frames in {:.1f} s\n", frames.count,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    write_mp4(output, frames, a.fps);
-    fmt::print("wrote {}\n", output.string());
+    // Weights read from a file that another program truncated meanwhile read as zeros: no output from them.
+    check_mapped_inputs();
+    // Frames first, then the video: a failure in either leaves neither (write_png_frames removes what it
+    // wrote when it fails; the frames are removed here when the video fails).
     if (!a.frames_dir.empty()) {
+        const bool existed = fs::exists(a.frames_dir);
         write_png_frames(a.frames_dir, frames);
+        try {
+            write_mp4(output, frames, a.fps);
+        } catch (...) {
+            std::error_code ec;
+            for (std::int64_t t = 0; t < frames.count; ++t) fs::remove(fs::path(a.frames_dir) / png_frame_name(t, frames.count), ec);
+            if (!existed) fs::remove(a.frames_dir, ec);
+            throw;
+        }
         fmt::print("wrote {} PNG frames to {}\n", frames.count, a.frames_dir);
+    } else {
+        write_mp4(output, frames, a.fps);
     }
+    fmt::print("wrote {}\n", output.string());
     return 0;
 }
 

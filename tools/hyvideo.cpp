@@ -1,10 +1,12 @@
 // The hyvideo command line. Subcommands:
 //   generate         make a video (text-to-video, image-to-video); the built-in model without weights
-//   golden FILE...   reproduce reference fixtures and report each output's error
+//   golden FILE...   reproduce reference fixtures and report each output's error (tokenize.json: the tokenizers)
 //   inspect FILE...  describe checkpoints (layout, model, config, missing tensors)
 //   convert IN OUT   any checkpoint layout to safetensors with official names (bf16/f16/fp8)
 #include <cstdio>
 #include <filesystem>
+#include <new>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,8 @@
 #include "hyvideo/backend/cpu/cpu.hpp"
 #include "hyvideo/core/parallel.hpp"
 #include "hyvideo/golden/runner.hpp"
+#include "hyvideo/golden/tokenize_fixture.hpp"
+#include "hyvideo/io/atomic_file.hpp"
 #include "generate.hpp"
 #include "convert.hpp"
 #include "inspect.hpp"
@@ -40,8 +44,8 @@ int main(int argc, char** argv) {
     CLI::App app{"hyvideo: HunyuanVideo in C++"};
     app.require_subcommand(1);
 
-    int threads = 0;
-    app.add_option("--threads", threads, "CPU threads (default: all cores)");
+    std::optional<int> threads;
+    app.add_option("--threads", threads, "CPU threads, 1..4096 (default: all cores)");
 
     hyvideo::cli::GenerateArgs gen;
     auto* generate = hyvideo::cli::add_generate(app, gen);
@@ -53,22 +57,54 @@ int main(int argc, char** argv) {
 
     std::vector<std::string> files;
     auto* golden = app.add_subcommand("golden", "Reproduce golden fixtures; exit 1 unless every output passes");
-    golden->add_option("files", files, "fixture files (*.safetensors)")->required();
+    golden->add_option("files", files, "fixture files (*.safetensors, and text/tokenize.json)")->required();
+    std::string tokenizers = HYVIDEO_TOKENIZERS_DIR;
+    golden->add_option("--tokenizers", tokenizers, "the tokenizer data for tokenize.json (assets/tokenizers)")
+        ->capture_default_str();
 
-    CLI11_PARSE(app, argc, argv);
-    if (threads > 0) hyvideo::set_num_threads(threads);
+    // Usage errors exit with 1 like every other error (CLI11's own codes are 100 and up); --help with 0.
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        // CLI11 says only "A subcommand is required" when the first word is not one: name the word.
+        for (int i = 1; i < argc; ++i) {
+            const std::string word = argv[i];
+            if (word == "--threads") ++i;
+            if (word.empty() || word[0] == '-' || word == "--threads") continue;
+            if (word != "generate" && word != "golden" && word != "inspect" && word != "convert") {
+                fmt::print(stderr, "hyvideo: unknown command '{}' (generate, golden, inspect, convert; --help lists them)\n", word);
+                return 1;
+            }
+            break;
+        }
+        return app.exit(e) == 0 ? 0 : 1;
+    }
+    // An interrupted run removes its temporary output files before it ends.
+    hyvideo::remove_temporaries_on_signals();
 
     try {
+        if (threads) {
+            HYVIDEO_CHECK(*threads >= 1 && *threads <= 4096, "--threads ", *threads, ": must be in 1..4096");
+            hyvideo::set_num_threads(*threads);
+        }
         if (*generate) return hyvideo::cli::run_generate(gen);
         if (*inspect) return hyvideo::cli::run_inspect(inspect_args);
         if (*convert) return hyvideo::cli::run_convert(convert_args);
         if (*golden) {
             bool ok = true;
             fmt::print("{:<20} {:<22} {:>12} {:>12}  {}\n", "case", "output", "rel_l2", "max_abs", "result");
-            for (const auto& f : files) ok = report(hyvideo::golden::run_fixture<hyvideo::cpu>(f)) && ok;
+            for (const auto& f : files)
+                ok = report(std::filesystem::path(f).extension() == ".json"
+                                ? hyvideo::golden::run_tokenize_fixture(f, tokenizers)
+                                : hyvideo::golden::run_fixture<hyvideo::cpu>(f)) &&
+                     ok;
             fmt::print("{}\n", ok ? "all outputs passed" : "FAILED");
             return ok ? 0 : 1;
         }
+    } catch (const std::bad_alloc&) {
+        fmt::print(stderr, "hyvideo: out of memory: the run needs more memory than this machine can give it "
+                           "(a smaller --video-size or --video-length, or --precision bf16, needs less)\n");
+        return 1;
     } catch (const std::exception& e) {
         fmt::print(stderr, "hyvideo: {}\n", e.what());
         return 1;

@@ -226,9 +226,16 @@ inline nlohmann::json inspect_model(const std::string& file, const ModelLocation
     }
     if (opt.verify) {
         // Every .pt entry's CRC, then every tensor read as a loader reads it.
+        // A file truncated meanwhile by another program reads as zeros (io/mapped_file.hpp): each read is
+        // followed by the check that turns that into an error naming the file.
+        const auto verify_pt = [](const std::filesystem::path& f) {
+            const TorchFile t = TorchFile::open(f);
+            t.verify_storages();
+            check_mapped_inputs();
+        };
         for (const auto& f : c.files())
-            if (c.container() == Container::torch_zip) TorchFile::open(f).verify_storages();
-        if (c.fp8_map_file()) TorchFile::open(*c.fp8_map_file()).verify_storages();
+            if (c.container() == Container::torch_zip) verify_pt(f);
+        if (c.fp8_map_file()) verify_pt(*c.fp8_map_file());
         std::uint64_t nonfinite = 0;
         std::vector<std::string> where;
         for (const auto& name : c.weights().names()) {
@@ -239,6 +246,7 @@ inline nlohmann::json inspect_model(const std::string& file, const ModelLocation
             if (n > 0 && where.size() < 8) where.push_back(name);
             nonfinite += n;
         }
+        check_mapped_inputs();
         r["verify"] = {{"crc", c.container() == Container::torch_zip ? "ok" : "n/a (safetensors has no checksums)"},
                        {"nonfinite", nonfinite},
                        {"nonfinite_in", where}};

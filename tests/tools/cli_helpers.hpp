@@ -21,7 +21,9 @@ inline CliRun run_cli(const std::string& args) {
     static std::atomic<int> counter{0};
     const std::filesystem::path log = std::filesystem::temp_directory_path() /
                                       ("hyvideo_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ".log");
-    const std::string cmd = std::string(HYVIDEO_CLI) + " " + args + " > " + log.string() + " 2>&1";
+    // Under timeout(1): a run that hangs (it once did, on a FIFO) fails its test with status 124
+    // instead of hanging the suite.
+    const std::string cmd = "timeout -k 10 600 " + std::string(HYVIDEO_CLI) + " " + args + " > " + log.string() + " 2>&1";
     const int raw = std::system(cmd.c_str());
     std::stringstream ss;
     ss << std::ifstream(log).rdbuf();

@@ -146,15 +146,15 @@ TEST_CASE("generate: bad inputs give a message, exit 1 and no output file") {
     const std::size_t before = s.entries();
     const std::vector<Bad> cases = {
         {"--video-length 8", "4k+1"},
-        {"--video-size 0 64", "positive"},
-        {"-o /nonexistent_hyvideo_dir/out.mp4", "does not exist"},
+        {"--video-size 0 64", "height 0 is not in 1..16384"},
+        {"-o /nonexistent_hyvideo_dir/out.mp4", "/nonexistent_hyvideo_dir: No such file or directory"},
         {"-o " + (s / "a_file") + "/out.mp4", "a_file"},
         {"--i2v-image-path " + (s / "missing.png"), "missing.png"},
         {"--i2v-image-path " + (s / "not_an_image.png"), "not_an_image.png"},
         {"--dit " + (s / "dit_missing.safetensors") + real, "missing weight"},
         {"--dit " + (s / "dit_renamed.safetensors") + real, "img_attn_qkv"},
         {"--dit " + (s / "dit_missing.safetensors"), "both --dit and --vae"},
-        {"--cfg-scale 3 --dit " + (s / "dit_renamed.safetensors") + real, "negative"},
+        {"--cfg-scale 3 --dit " + (s / "dit_good.safetensors") + real, "negative"},
     };
     for (const auto& c : cases) {
         const Run r = run_cli(kSmall + c.args + (c.args.find(" -o ") == std::string::npos && c.args.rfind("-o", 0) != 0

@@ -124,3 +124,40 @@ TEST_CASE("hyvideo golden: unknown cases, truncated and corrupted files give a m
         CHECK(r.output.find("missing.safetensors") != std::string::npos);
     }
 }
+
+TEST_CASE("hyvideo golden tokenize.json: every row of the three tokenizations, one PASS line each; a wrong id fails") {
+    const std::string fixture_path = std::string(HYVIDEO_TEST_DATA_DIR) + "/golden/text/tokenize.json";
+    const Run r = run_cli("golden " + fixture_path);
+    INFO(r.output);
+    CHECK(r.status == 0);
+    for (const char* output : {"llama ", "llama_template ", "clip "}) {
+        const auto at = r.output.find(output);
+        REQUIRE(at != std::string::npos);
+        CHECK(r.output.find("PASS", at) < r.output.find('\n', at));
+    }
+
+    // One id changed in one row: that tokenization fails, naming the row; the others still pass.
+    Scratch s;
+    std::ifstream in(fixture_path);
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    REQUIRE(lines.size() > 3);
+    auto& row = lines[2];
+    const auto ids = row.find("\"ids\":[");
+    REQUIRE(ids != std::string::npos);
+    row.insert(ids + 7, "7,");  // an extra token in the Llama ids of that row
+    const fs::path bad = s.dir / "tokenize.json";
+    {
+        std::ofstream out(bad);
+        for (const auto& l : lines) out << l << "\n";
+    }
+    const Run b = run_cli("golden " + bad.string());
+    INFO(b.output);
+    CHECK(b.status == 1);
+    const auto llama = b.output.find("llama ");
+    REQUIRE(llama != std::string::npos);
+    CHECK(b.output.find("FAIL", llama) < b.output.find('\n', llama));
+    const auto clip = b.output.find("clip ");
+    REQUIRE(clip != std::string::npos);
+    CHECK(b.output.find("PASS", clip) < b.output.find('\n', clip));
+}

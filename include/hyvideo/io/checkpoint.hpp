@@ -448,20 +448,26 @@ public:
 
     // The model's configuration: the sizes from the weights' shapes, everything else from config.json
     // when there is one, else from the released presets where the sizes identify one.
-    ConfigGuess<HYVideoConfig> dit_config() const {
-        HYVIDEO_CHECK(kind() == ModelKind::dit, files_.front().string(), " holds a VAE, not a DiT");
-        return infer_dit_config(stored_shapes(), config_json_ ? &*config_json_ : nullptr);
-    }
-    ConfigGuess<AutoencoderKLCausal3DConfig> vae_config() const {
-        HYVIDEO_CHECK(kind() == ModelKind::vae, files_.front().string(), " holds a DiT, not a VAE");
-        return infer_vae_config(stored_shapes(), config_json_ ? &*config_json_ : nullptr);
-    }
+    // Errors name the checkpoint's file, and config.json's key where the value came from there.
+    ConfigGuess<HYVideoConfig> dit_config() const;
+    ConfigGuess<AutoencoderKLCausal3DConfig> vae_config() const;
+
+    // Checks a configuration the user gave (a --dit-config / --vae-config) against the weights before
+    // any model is built: validate(), then every field the stored shapes determine (sizes, depths,
+    // biases, guidance, text input path; for the VAE also which blocks sample), by the same inference
+    // as dit_config() / vae_config(). Throws naming the checkpoint, the first field that disagrees,
+    // both values and the tensor that decides it. Reads no weight and allocates nothing sized by `c`.
+    void check_dit_config(const HYVideoConfig& c) const;
+    void check_vae_config(const AutoencoderKLCausal3DConfig& c) const;
 
     // The same from any source of official names (a golden fixture's params, a test's tensors), or from
     // a shape lookup: the checkpoint uses the stored shapes, so no fp8 weight is dequantised to size it.
+    // `json_name` names the JSON in errors about its keys.
     using ShapeLookup = std::function<std::optional<Shape>(const std::string&)>;
-    static ConfigGuess<HYVideoConfig> infer_dit_config(const ShapeLookup& shape, const nlohmann::json* json);
-    static ConfigGuess<AutoencoderKLCausal3DConfig> infer_vae_config(const ShapeLookup& shape, const nlohmann::json* json);
+    static ConfigGuess<HYVideoConfig> infer_dit_config(const ShapeLookup& shape, const nlohmann::json* json,
+                                                       const std::string& json_name = "config.json");
+    static ConfigGuess<AutoencoderKLCausal3DConfig> infer_vae_config(const ShapeLookup& shape, const nlohmann::json* json,
+                                                                     const std::string& json_name = "config.json");
     static ConfigGuess<HYVideoConfig> infer_dit_config(const WeightSource& w, const nlohmann::json* json = nullptr) {
         return infer_dit_config(shapes_of(w), json);
     }
@@ -535,7 +541,7 @@ private:
     static ShapeLookup shapes_of(const WeightSource& w) {
         return [&w](const std::string& name) -> std::optional<Shape> {
             if (!w.contains(name)) return std::nullopt;
-            return w.get(name).shape();
+            return w.shape(name);  // without reading, assembling or dequantising the tensor
         };
     }
     ShapeLookup stored_shapes() const {
@@ -560,11 +566,17 @@ private:
 
     // ---- files -------------------------------------------------------------------------------------------
 
-    static bool is_zip(const std::filesystem::path& p) {
-        std::ifstream in(p, std::ios::binary);
-        char magic[4] = {};
-        in.read(magic, 4);
-        return in.gcount() == 4 && magic[0] == 'P' && magic[1] == 'K' &&
+    // Whether the file is a torch.save archive: a ZIP, or a bare pickle (the legacy format before PyTorch
+    // 1.6, which the ZIP reader then refuses with a message saying so, rather than the safetensors reader
+    // calling it a damaged safetensors file). Opened as any input, so a FIFO is refused, not read.
+    static bool is_torch_file(const std::filesystem::path& p) {
+        InputFile f = open_input_file(p);
+        unsigned char magic[4] = {};
+        ssize_t n;
+        do n = ::read(f.fd.get(), magic, sizeof magic);
+        while (n < 0 && errno == EINTR);
+        if (n >= 2 && magic[0] == 0x80 && magic[1] <= 5) return true;
+        return n == 4 && magic[0] == 'P' && magic[1] == 'K' &&
                ((magic[2] == 3 && magic[3] == 4) || (magic[2] == 5 && magic[3] == 6));
     }
 
@@ -611,15 +623,12 @@ private:
     }
 
     static nlohmann::json read_json(const std::filesystem::path& p, const char* what) {
-        std::ifstream in(p);
-        HYVIDEO_CHECK(in, p.string(), ": cannot open the ", what);
-        in.seekg(0, std::ios::end);
-        const auto size = in.tellg();
         // Indexes of the largest models are a few hundred KB; the bound keeps a wrong file from being slurped.
-        HYVIDEO_CHECK(size >= 0 && size < (64 << 20), p.string(), ": ", size, " bytes is too large for a ", what);
-        in.seekg(0);
+        const std::string text = read_small_file(p, "", 64u << 20);
+        // The JSON parser would stop at a NUL byte and take what precedes it for the whole file.
+        HYVIDEO_CHECK(text.find('\0') == std::string::npos, p.string(), ": the ", what, " holds a NUL byte; not JSON");
         try {
-            return nlohmann::json::parse(in);
+            return nlohmann::json::parse(text);
         } catch (const nlohmann::json::exception& e) {
             throw Error(detail::concat(p.string(), ": the ", what, " is not valid JSON: ", e.what()));
         }
@@ -650,7 +659,7 @@ private:
         raw_ = std::make_shared<RawTensors>();
         model_->raw = raw_;
 
-        if (!name.ends_with(".json") && is_zip(file)) {
+        if (!name.ends_with(".json") && is_torch_file(file)) {
             container_ = Container::torch_zip;
             files_ = {file};
             TorchFile::Options pt_options;
@@ -873,13 +882,19 @@ private:
 
     // config.json beside the weights; else a "config" entry in a safetensors file's metadata (the golden
     // fixtures' convention, and what `hyvideo convert` writes), taking its "dit" or "vae" part when it
-    // describes a whole pipeline.
+    // describes a whole pipeline. Its keys are read (strictly, naming config_name_) when a config is
+    // inferred; here it is only refused if it could not be a config at all.
     void read_config_json() {
         const auto dir = files_.front().has_parent_path() ? files_.front().parent_path() : std::filesystem::path(".");
         if (std::filesystem::is_regular_file(dir / "config.json")) {
             config_json_ = read_json(dir / "config.json", "config.json");
-            HYVIDEO_CHECK(config_json_->is_object(), (dir / "config.json").string(), ": not a JSON object");
+            HYVIDEO_CHECK(config_json_->is_object(), (dir / "config.json").string(), ": not a JSON object (got ",
+                          config_detail::json_text(*config_json_), ")");
+            // Copying or printing a json value recurses once per level.
+            HYVIDEO_CHECK(config_detail::within_depth(*config_json_, config_detail::max_json_depth),
+                          (dir / "config.json").string(), ": nests deeper than ", config_detail::max_json_depth, " levels");
             config_from_ = "config.json";
+            config_name_ = "config.json";
             return;
         }
         if (container_ != Container::safetensors) return;
@@ -887,14 +902,49 @@ private:
         const auto& meta = file.metadata();
         const auto it = meta.find("config");
         if (it == meta.end()) return;
+        // Metadata is free text: what does not parse as a JSON object is not a config and not an error.
+        // A NUL (a JSON-escaped one in the metadata string) would end nlohmann's input early.
+        if (it->second.find('\0') != std::string::npos) return;
         nlohmann::json j = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
-        if (!j.is_object()) return;  // metadata is free text; what is not a config is not an error
+        if (!j.is_object()) return;
+        HYVIDEO_CHECK(config_detail::within_depth(j, config_detail::max_json_depth), files_.front().string(),
+                      ": the \"config\" metadata nests deeper than ", config_detail::max_json_depth, " levels");
         const char* part = kind() == ModelKind::dit ? "dit" : "vae";
-        if (j.contains(part) && j[part].is_object()) j = j[part];
+        if (j.contains(part) && j[part].is_object()) j = nlohmann::json(j[part]);
         else if (j.contains("dit") || j.contains("vae")) return;
         config_json_ = std::move(j);
         config_from_ = "safetensors metadata";
+        config_name_ = kind() == ModelKind::dit ? "the \"config\" metadata's DiT part" : "the \"config\" metadata's VAE part";
     }
+
+    // ConfigGuess errors name the checkpoint's file first.
+    template <class F>
+    auto naming_file(F&& f) const -> decltype(f()) {
+        try {
+            return f();
+        } catch (const Error& e) {
+            throw Error(detail::concat(where(), ": ", e.what()));
+        }
+    }
+
+    // What the stored shapes alone say about a DiT: every size (see infer_dit_config), not validated.
+    struct DitShapes {
+        HYVideoConfig config;
+        std::string heads_from;     // the QK-norm weight that sized the heads
+        std::string mlp_from;       // the MLP weight that sized mlp_width_ratio; empty: no block has one
+        std::string qkv_bias_from;  // the bias that decided qkv_bias; empty: no block has a QKV projection
+    };
+    static DitShapes dit_shapes(const ShapeLookup& shape);
+    // The same for a VAE, with which blocks have a down/up sampler, and which parts are stored.
+    struct VaeShapes {
+        AutoencoderKLCausal3DConfig config;
+        std::vector<bool> sampled;  // per block (encoder order)
+        bool encoder = false;       // in_channels is known
+        bool decoder_out = false;   // out_channels is known
+    };
+    static VaeShapes vae_shapes(const ShapeLookup& shape);
+    // Throws unless the blocks that sample in `c` are the blocks that hold a sampler in the weights.
+    static void check_vae_sampling(const AutoencoderKLCausal3DConfig& c, const std::vector<bool>& sampled);
 
     CheckpointOptions options_;
     Container container_ = Container::safetensors;
@@ -911,6 +961,7 @@ private:
     std::size_t foreign_ = 0;
     std::optional<nlohmann::json> config_json_;
     std::string config_from_;
+    std::string config_name_;  // how errors about config_json_'s keys name it
 };
 
 // ---- configurations from weights ----------------------------------------------------------------------
@@ -925,12 +976,24 @@ std::int64_t count_blocks(const Lookup& shape, F name) {
     return n;
 }
 
+// A mlp_width_ratio that gives back `width` through the official int(hidden * ratio): width / hidden
+// itself can land one ulp low and truncate to width - 1. Widths beyond the bound are left to
+// validate(), which refuses them before anything converts the product.
+inline double mlp_ratio_for(std::int64_t width, std::int64_t hidden) {
+    double r = static_cast<double>(width) / static_cast<double>(hidden);
+    if (width > config_detail::max_width || hidden > config_detail::max_width) return r;
+    for (int i = 0; i < 4 && static_cast<std::int64_t>(static_cast<double>(hidden) * r) < width; ++i)
+        r = std::nextafter(r, std::numeric_limits<double>::infinity());
+    return r;
+}
+
+inline std::string bool_text(bool b) { return b ? "true" : "false"; }
 
 }  // namespace detail
 
-inline ConfigGuess<HYVideoConfig> Checkpoint::infer_dit_config(const ShapeLookup& shape, const nlohmann::json* json) {
-    ConfigGuess<HYVideoConfig> g;
-    HYVideoConfig& c = g.config;
+inline Checkpoint::DitShapes Checkpoint::dit_shapes(const ShapeLookup& shape) {
+    DitShapes out;
+    HYVideoConfig& c = out.config;
     // Every shape is checked for its rank before it is indexed: a file may hold anything under any name.
     const auto need = [&](const std::string& name, std::size_t rank) {
         const auto s = shape(name);
@@ -950,19 +1013,54 @@ inline ConfigGuess<HYVideoConfig> Checkpoint::infer_dit_config(const ShapeLookup
     auto patch_volume = detail::checked_mul<std::int64_t>(img_in[2], img_in[3]);
     if (patch_volume) patch_volume = detail::checked_mul<std::int64_t>(*patch_volume, img_in[4]);
     HYVIDEO_CHECK(patch_volume, "img_in.proj.weight has shape ", shape_str(img_in), ", whose patch overflows");
-    c.out_channels = *patch_volume > 0 ? final_linear[0] / *patch_volume : 0;
+    // A patch with a zero side is left for validate() to name.
+    c.out_channels = 0;
+    if (*patch_volume > 0) {
+        HYVIDEO_CHECK(final_linear[0] % *patch_volume == 0, "final_layer.linear.weight has shape ", shape_str(final_linear),
+                      ": its ", final_linear[0], " outputs are not a whole number of channels of the ", *patch_volume,
+                      "-pixel patch of img_in.proj.weight");
+        c.out_channels = final_linear[0] / *patch_volume;
+    }
     c.mm_double_blocks_depth = detail::count_blocks(shape, [](auto i) { return "double_blocks." + std::to_string(i) + ".img_attn_qkv.weight"; });
     c.mm_single_blocks_depth = detail::count_blocks(shape, [](auto i) { return "single_blocks." + std::to_string(i) + ".linear1.weight"; });
     c.refiner_depth = detail::count_blocks(shape, [](auto i) {
         return "txt_in.individual_token_refiner.blocks." + std::to_string(i) + ".self_attn_qkv.weight";
     });
-    std::optional<Shape> qnorm = optional("double_blocks.0.img_attn_q_norm.weight", 1);
-    if (!qnorm) qnorm = optional("single_blocks.0.q_norm.weight", 1);
+    const std::string refiner0 = "txt_in.individual_token_refiner.blocks.0.";
+
+    // Heads from the per-head QK norm; a norm with a bias is the "layer" kind.
+    out.heads_from = optional("double_blocks.0.img_attn_q_norm.weight", 1) ? "double_blocks.0.img_attn_q_norm"
+                                                                           : "single_blocks.0.q_norm";
+    const auto qnorm = optional(out.heads_from + ".weight", 1);
     HYVIDEO_CHECK(qnorm && (*qnorm)[0] > 0, "not a complete HunyuanVideo DiT: no QK-norm weight to size the heads by");
+    HYVIDEO_CHECK(c.hidden_size % (*qnorm)[0] == 0, out.heads_from, ".weight has ", (*qnorm)[0],
+                  " entries, which do not divide the hidden size ", c.hidden_size, " of img_in.proj.weight into heads");
     c.heads_num = c.hidden_size / (*qnorm)[0];
-    if (const auto fc1 = optional("double_blocks.0.img_mlp.fc1.weight", 2); fc1 && c.hidden_size > 0)
-        c.mlp_width_ratio = static_cast<double>((*fc1)[0]) / static_cast<double>(c.hidden_size);
-    c.qkv_bias = shape("double_blocks.0.img_attn_qkv.bias").has_value() || shape("single_blocks.0.linear1.bias").has_value();
+    c.qk_norm_type = shape(out.heads_from + ".bias").has_value() ? "layer" : "rms";
+    out.heads_from += ".weight";
+
+    // Every block has an MLP of the same width; the first one stored sizes it.
+    if (c.hidden_size > 0) {
+        if (const auto fc1 = optional("double_blocks.0.img_mlp.fc1.weight", 2)) {
+            c.mlp_width_ratio = detail::mlp_ratio_for((*fc1)[0], c.hidden_size);
+            out.mlp_from = "double_blocks.0.img_mlp.fc1.weight";
+        } else if (const auto l1 = optional("single_blocks.0.linear1.weight", 2);
+                   l1 && c.hidden_size <= config_detail::max_width && (*l1)[0] > 3 * c.hidden_size) {
+            c.mlp_width_ratio = detail::mlp_ratio_for((*l1)[0] - 3 * c.hidden_size, c.hidden_size);  // rows: q, k, v, mlp
+            out.mlp_from = "single_blocks.0.linear1.weight";
+        } else if (const auto rfc1 = optional(refiner0 + "mlp.fc1.weight", 2)) {
+            c.mlp_width_ratio = detail::mlp_ratio_for((*rfc1)[0], c.hidden_size);
+            out.mlp_from = refiner0 + "mlp.fc1.weight";
+        }
+    }
+    // The QKV bias (and the attention projection's, which follows it); single blocks' linear1 always has one.
+    if (shape("double_blocks.0.img_attn_qkv.weight")) {
+        c.qkv_bias = shape("double_blocks.0.img_attn_qkv.bias").has_value();
+        out.qkv_bias_from = "double_blocks.0.img_attn_qkv.bias";
+    } else if (shape(refiner0 + "self_attn_qkv.weight")) {
+        c.qkv_bias = shape(refiner0 + "self_attn_qkv.bias").has_value();
+        out.qkv_bias_from = refiner0 + "self_attn_qkv.bias";
+    }
     c.guidance_embed = shape("guidance_in.mlp.0.weight").has_value();
     if (shape("txt_in.input_embedder.weight").has_value()) {
         c.text_projection = "single_refiner";
@@ -972,38 +1070,35 @@ inline ConfigGuess<HYVideoConfig> Checkpoint::infer_dit_config(const ShapeLookup
         c.text_states_dim = need("txt_in.linear_1.weight", 2)[1];
     }
     c.text_states_dim_2 = need("vector_in.in_layer.weight", 2)[1];
+    return out;
+}
 
-    const std::int64_t head_dim = c.hidden_size / std::max<std::int64_t>(c.heads_num, 1);
+inline ConfigGuess<HYVideoConfig> Checkpoint::infer_dit_config(const ShapeLookup& shape, const nlohmann::json* json,
+                                                               const std::string& json_name) {
+    ConfigGuess<HYVideoConfig> g;
+    const DitShapes sizes = dit_shapes(shape);
+    g.config = sizes.config;
+    HYVideoConfig& c = g.config;
+    if (sizes.mlp_from.empty()) g.notes.push_back("mlp_width_ratio: no block stores an MLP; 4 assumed");
+
+    const std::int64_t head_dim = c.head_dim();
     bool rope_known = false;
     if (json != nullptr) {
-        // config.json decides what shapes cannot: RoPE, theta, the I2V condition type.
-        const nlohmann::json& j = *json;
-        try {
-            if (detail::is_diffusers_json(j)) {
-                if (j.contains("rope_axes_dim")) {
-                    c.rope_dim_list = j["rope_axes_dim"].get<std::vector<std::int64_t>>();
-                    rope_known = true;
-                }
-                if (j.contains("rope_theta")) c.rope_theta = j["rope_theta"].get<float>();
-                if (j.contains("image_condition_type") && j["image_condition_type"].is_string())
-                    c.i2v_condition_type = j["image_condition_type"].get<std::string>();
-            } else {
-                if (j.contains("rope_dim_list")) {
-                    c.rope_dim_list = j["rope_dim_list"].get<std::vector<std::int64_t>>();
-                    rope_known = true;
-                }
-                if (j.contains("rope_theta")) c.rope_theta = j["rope_theta"].get<float>();
-                if (j.contains("i2v_condition_type") && j["i2v_condition_type"].is_string())
-                    c.i2v_condition_type = j["i2v_condition_type"].get<std::string>();
-            }
-        } catch (const nlohmann::json::exception& e) {
-            throw Error(std::string("the model config: ") + e.what());
-        }
-        const char* depth_key = detail::is_diffusers_json(j) ? "num_layers" : "mm_double_blocks_depth";
-        if (j.contains(depth_key) && j[depth_key] != nlohmann::json(c.mm_double_blocks_depth))
-            g.notes.push_back(detail::concat("config.json's ", depth_key, " disagrees with the weights (", c.mm_double_blocks_depth,
+        // config.json decides what shapes cannot: RoPE, theta, the I2V condition type. Its keys are read
+        // as strictly as a model config, and errors name it and the key.
+        const config_detail::JsonFields f(*json, json_name);
+        const bool diffusers = detail::is_diffusers_json(*json);
+        const char* rope_key = diffusers ? "rope_axes_dim" : "rope_dim_list";
+        f.integers(rope_key, c.rope_dim_list, 3, 3, 1, config_detail::max_width);
+        rope_known = f.has(rope_key);
+        f.real("rope_theta", c.rope_theta);
+        f.string(diffusers ? "image_condition_type" : "i2v_condition_type", c.i2v_condition_type);
+        if (!diffusers) f.boolean("use_attention_mask", c.use_attention_mask);
+        const char* depth_key = diffusers ? "num_layers" : "mm_double_blocks_depth";
+        if (const auto* d = f.find(depth_key); d && *d != nlohmann::json(c.mm_double_blocks_depth))
+            g.notes.push_back(detail::concat(json_name, "'s ", depth_key, " disagrees with the weights (", c.mm_double_blocks_depth,
                                              " double blocks); the weights win"));
-        g.notes.push_back("rope_dim_list, rope_theta and the I2V condition type from the config");
+        g.notes.push_back("rope_dim_list, rope_theta and the I2V condition type from " + json_name);
     }
     if (!rope_known) {
         // The released presets (SPEC §3.1) fix RoPE by head size.
@@ -1014,8 +1109,10 @@ inline ConfigGuess<HYVideoConfig> Checkpoint::infer_dit_config(const ShapeLookup
                                              " and rope_theta 256 from the preset with head_dim ", head_dim));
     }
     if (!rope_known) {
-        // A placeholder that validates; the weights hold nothing that could decide it.
-        c.rope_dim_list = {head_dim - 2 * (head_dim / 3), head_dim / 3, head_dim / 3};
+        // A placeholder that validates (three even shares of the head) where the head allows one; the
+        // weights hold nothing that could decide it.
+        const std::int64_t share = 2 * (head_dim / 6);
+        c.rope_dim_list = {head_dim - 2 * share, share, share};
         g.complete = false;
         g.notes.push_back(detail::concat("rope_dim_list is not stored in the weights and no preset has head_dim ", head_dim,
                                          ": give it in a config"));
@@ -1029,13 +1126,18 @@ inline ConfigGuess<HYVideoConfig> Checkpoint::infer_dit_config(const ShapeLookup
             g.notes.push_back("i2v_condition_type: none assumed; HunyuanVideo-I2V token_replace has identical tensors");
         }
     }
-    c.validate();
+    try {
+        c.validate();
+    } catch (const Error& e) {
+        throw Error(detail::concat("the configuration from the weights", json ? " and " + json_name : std::string(),
+                                   " is not valid: ", e.what()));
+    }
     return g;
 }
 
-inline ConfigGuess<AutoencoderKLCausal3DConfig> Checkpoint::infer_vae_config(const ShapeLookup& shape, const nlohmann::json* json) {
-    ConfigGuess<AutoencoderKLCausal3DConfig> g;
-    AutoencoderKLCausal3DConfig& c = g.config;
+inline Checkpoint::VaeShapes Checkpoint::vae_shapes(const ShapeLookup& shape) {
+    VaeShapes out;
+    AutoencoderKLCausal3DConfig& c = out.config;
     // Every VAE tensor read here is a Conv3d kernel [out, in, t, h, w]; its rank is checked before use.
     const auto need = [&](const std::string& name) {
         const auto s = shape(name);
@@ -1048,50 +1150,77 @@ inline ConfigGuess<AutoencoderKLCausal3DConfig> Checkpoint::infer_vae_config(con
     const std::int64_t blocks = detail::count_blocks(shape, [&](auto i) { return enc(i, "resnets.0.conv1.conv.weight"); });
     const std::int64_t up_blocks = detail::count_blocks(shape, [&](auto i) { return dec(i, "resnets.0.conv1.conv.weight"); });
     c.block_out_channels.clear();
-    std::int64_t sampled = 0;
     if (blocks > 0) {
         for (std::int64_t i = 0; i < blocks; ++i) {
             c.block_out_channels.push_back(need(enc(i, "resnets.0.conv1.conv.weight"))[0]);
-            if (shape(enc(i, "downsamplers.0.conv.conv.weight")).has_value()) ++sampled;
+            out.sampled.push_back(shape(enc(i, "downsamplers.0.conv.conv.weight")).has_value());
         }
         c.layers_per_block = detail::count_blocks(shape, [&](auto j) { return enc(0, "resnets." + std::to_string(j) + ".conv1.conv.weight"); });
         c.in_channels = need("encoder.conv_in.conv.weight")[1];
-        c.latent_channels = need("encoder.conv_out.conv.weight")[0] / 2;
+        const std::int64_t moments = need("encoder.conv_out.conv.weight")[0];
+        HYVIDEO_CHECK(moments % 2 == 0, "encoder.conv_out.conv.weight has ", moments,
+                      " output channels, not a latent's mean and log-variance (an even number)");
+        c.latent_channels = moments / 2;
+        out.encoder = true;
     } else {
-        // A decoder-only file: the decoder's blocks mirror the encoder's, with one more resnet each.
-        for (std::int64_t i = up_blocks; i-- > 0;) {
-            c.block_out_channels.push_back(need(dec(i, "resnets.0.conv1.conv.weight"))[0]);
-            if (shape(dec(i, "upsamplers.0.conv.conv.weight")).has_value()) ++sampled;
-        }
+        // A decoder-only file: the decoder's blocks mirror the encoder's, with one more resnet each; up
+        // block i samples where down block i would.
+        for (std::int64_t i = up_blocks; i-- > 0;) c.block_out_channels.push_back(need(dec(i, "resnets.0.conv1.conv.weight"))[0]);
+        for (std::int64_t i = 0; i < up_blocks; ++i) out.sampled.push_back(shape(dec(i, "upsamplers.0.conv.conv.weight")).has_value());
         c.layers_per_block = detail::count_blocks(shape, [&](auto j) { return dec(0, "resnets." + std::to_string(j) + ".conv1.conv.weight"); }) - 1;
         c.latent_channels = need("decoder.conv_in.conv.weight")[1];
     }
     HYVIDEO_CHECK(!c.block_out_channels.empty(), "not a HunyuanVideo VAE: no encoder.down_blocks or decoder.up_blocks");
-    if (shape("decoder.conv_out.conv.weight").has_value()) c.out_channels = need("decoder.conv_out.conv.weight")[0];
+    if (shape("decoder.conv_out.conv.weight").has_value()) {
+        c.out_channels = need("decoder.conv_out.conv.weight")[0];
+        out.decoder_out = true;
+    }
     c.down_block_types.assign(c.block_out_channels.size(), "DownEncoderBlockCausal3D");
     c.up_block_types.assign(c.block_out_channels.size(), "UpDecoderBlockCausal3D");
     c.mid_block_add_attention = shape("decoder.mid_block.attentions.0.to_q.weight").has_value() ||
                                 shape("encoder.mid_block.attentions.0.to_q.weight").has_value();
-    // Two blocks also sample in time (the 4× of the released model); the others only in space.
-    c.spatial_compression_ratio = std::int64_t{1} << std::min<std::int64_t>(sampled, 30);
+    // The blocks that sample in time (two in the released 4× model) also sample in space in the
+    // official layout, so the samplers count the spatial halvings; check_vae_sampling verifies it.
+    const auto sampling = std::count(out.sampled.begin(), out.sampled.end(), true);
+    c.spatial_compression_ratio = std::int64_t{1} << std::min<std::int64_t>(sampling, 30);
+    return out;
+}
+
+inline void Checkpoint::check_vae_sampling(const AutoencoderKLCausal3DConfig& c, const std::vector<bool>& sampled) {
+    for (std::size_t i = 0; i < sampled.size() && i < c.block_out_channels.size(); ++i) {
+        const bool samples = c.sampling_factor(i) != std::array<std::int64_t, 3>{1, 1, 1};
+        HYVIDEO_CHECK(samples == sampled[i], "spatial_compression_ratio ", c.spatial_compression_ratio,
+                      " and time_compression_ratio ", c.time_compression_ratio, " give block ", i,
+                      samples ? " a sampler, which the weights do not have" : " no sampler, but the weights have one",
+                      " (encoder.down_blocks.", i, ".downsamplers.0 / decoder.up_blocks.", i, ".upsamplers.0)");
+    }
+}
+
+inline ConfigGuess<AutoencoderKLCausal3DConfig> Checkpoint::infer_vae_config(const ShapeLookup& shape, const nlohmann::json* json,
+                                                                             const std::string& json_name) {
+    ConfigGuess<AutoencoderKLCausal3DConfig> g;
+    const VaeShapes sizes = vae_shapes(shape);
+    g.config = sizes.config;
+    AutoencoderKLCausal3DConfig& c = g.config;
 
     const AutoencoderKLCausal3DConfig preset = AutoencoderKLCausal3DConfig::preset("884-16c-hy");
     if (json != nullptr) {
+        // Refuses a non-object or a too deep document before the copy below recurses into it.
+        const config_detail::JsonFields f(*json, json_name);
         nlohmann::json j = *json;
-        if (!j.is_object()) throw Error("config.json is not a JSON object");
         if (detail::is_diffusers_json(j) && j.contains("temporal_compression_ratio"))
             j["time_compression_ratio"] = j["temporal_compression_ratio"];  // diffusers' spelling
         // The weights' shapes decide the sizes; config.json adds what shapes cannot say.
         for (const char* key : {"block_out_channels", "layers_per_block", "latent_channels", "in_channels",
                                 "out_channels", "down_block_types", "up_block_types", "mid_block_add_attention"}) {
             if (j.contains(key) && key == std::string_view("block_out_channels") && j[key] != nlohmann::json(c.block_out_channels))
-                g.notes.push_back("config.json's block_out_channels disagree with the weights; the weights win");
+                g.notes.push_back(json_name + "'s block_out_channels disagree with the weights; the weights win");
             j.erase(key);
         }
-        c = AutoencoderKLCausal3DConfig::from_json(j, c);
-        g.notes.push_back(j.contains("sample_size") ? "norm_num_groups, tile sizes and scaling_factor from the config"
-                                                    : "norm_num_groups and scaling_factor from the config; tile sizes "
-                                                      "from the 884-16c-hy preset (diffusers' config has none)");
+        c = AutoencoderKLCausal3DConfig::from_json(j, c, json_name);
+        g.notes.push_back(j.contains("sample_size") ? "norm_num_groups, tile sizes and scaling_factor from " + json_name
+                                                    : "norm_num_groups and scaling_factor from " + json_name +
+                                                          "; tile sizes from the 884-16c-hy preset (diffusers' config has none)");
     } else {
         // Not stored in the weights: the preset's 32 where every block splits into 32 groups, else the
         // largest power of two that divides them all, so that the guess is at least a valid config.
@@ -1108,8 +1237,97 @@ inline ConfigGuess<AutoencoderKLCausal3DConfig> Checkpoint::infer_vae_config(con
                                                     "were assumed: give a config.json"));
         g.complete = released;
     }
-    c.validate();
+    try {
+        c.validate();
+        check_vae_sampling(c, sizes.sampled);
+    } catch (const Error& e) {
+        throw Error(detail::concat("the configuration from the weights", json ? " and " + json_name : std::string(),
+                                   " is not valid: ", e.what()));
+    }
     return g;
+}
+
+inline ConfigGuess<HYVideoConfig> Checkpoint::dit_config() const {
+    HYVIDEO_CHECK(kind() == ModelKind::dit, files_.front().string(), " holds a VAE, not a DiT");
+    return naming_file([&] { return infer_dit_config(stored_shapes(), config_json_ ? &*config_json_ : nullptr, config_name_); });
+}
+
+inline ConfigGuess<AutoencoderKLCausal3DConfig> Checkpoint::vae_config() const {
+    HYVIDEO_CHECK(kind() == ModelKind::vae, files_.front().string(), " holds a DiT, not a VAE");
+    return naming_file([&] { return infer_vae_config(stored_shapes(), config_json_ ? &*config_json_ : nullptr, config_name_); });
+}
+
+namespace detail {
+// "the given config's <field> <given> disagrees with the weights' <stored> (<tensor>)", for the first
+// field that differs.
+struct ConfigComparison {
+    template <class T>
+    const ConfigComparison& operator()(const char* field, const T& given, const T& stored, const std::string& tensor) const {
+        if (given == stored) return *this;
+        if constexpr (std::is_same_v<T, bool>)
+            throw Error(concat("the given config's ", field, " ", bool_text(given), " disagrees with the weights' ",
+                               bool_text(stored), " (", tensor, ")"));
+        else if constexpr (std::is_same_v<T, std::string>)
+            throw Error(concat("the given config's ", field, " ", config_detail::string_text(given), " disagrees with the weights' ",
+                               config_detail::string_text(stored), " (", tensor, ")"));
+        else if constexpr (std::is_integral_v<T>)
+            throw Error(concat("the given config's ", field, " ", given, " disagrees with the weights' ", stored, " (", tensor, ")"));
+        else
+            throw Error(concat("the given config's ", field, " ", nlohmann::json(given).dump(), " disagrees with the weights' ",
+                               nlohmann::json(stored).dump(), " (", tensor, ")"));
+    }
+};
+}  // namespace detail
+
+inline void Checkpoint::check_dit_config(const HYVideoConfig& c) const {
+    naming_file([&] {
+        HYVIDEO_CHECK(kind() == ModelKind::dit, "holds a VAE, not a DiT");
+        c.validate();
+        const DitShapes sizes = dit_shapes(stored_shapes());
+        const HYVideoConfig& w = sizes.config;
+        const detail::ConfigComparison same;
+        same("hidden_size", c.hidden_size, w.hidden_size, "img_in.proj.weight")
+            ("in_channels", c.in_channels, w.in_channels, "img_in.proj.weight")
+            ("patch_size", c.patch_size, w.patch_size, "img_in.proj.weight")
+            ("out_channels", c.out_channels, w.out_channels, "final_layer.linear.weight")
+            ("heads_num", c.heads_num, w.heads_num, sizes.heads_from)
+            ("qk_norm", c.qk_norm, true, sizes.heads_from)
+            ("qk_norm_type", c.qk_norm_type, w.qk_norm_type, sizes.heads_from)
+            ("mm_double_blocks_depth", c.mm_double_blocks_depth, w.mm_double_blocks_depth, "double_blocks.<i>.img_attn_qkv.weight")
+            ("mm_single_blocks_depth", c.mm_single_blocks_depth, w.mm_single_blocks_depth, "single_blocks.<i>.linear1.weight")
+            ("text_projection", c.text_projection, w.text_projection, "txt_in.input_embedder.weight / txt_in.linear_1.weight")
+            ("text_states_dim", c.text_states_dim, w.text_states_dim,
+             w.text_projection == "linear" ? "txt_in.linear_1.weight" : "txt_in.input_embedder.weight")
+            ("text_states_dim_2", c.text_states_dim_2, w.text_states_dim_2, "vector_in.in_layer.weight")
+            ("guidance_embed", c.guidance_embed, w.guidance_embed, "guidance_in.mlp.0.weight");
+        if (c.text_projection == "single_refiner")
+            same("refiner_depth", c.refiner_depth, w.refiner_depth, "txt_in.individual_token_refiner.blocks.<i>.self_attn_qkv.weight");
+        // The ratio as the blocks use it: equal widths are the same model, whatever the ratio's digits.
+        if (!sizes.mlp_from.empty())
+            same("MLP width int(hidden_size * mlp_width_ratio)", c.mlp_hidden_dim(), w.mlp_hidden_dim(), sizes.mlp_from);
+        if (!sizes.qkv_bias_from.empty()) same("qkv_bias", c.qkv_bias, w.qkv_bias, sizes.qkv_bias_from);
+    });
+}
+
+inline void Checkpoint::check_vae_config(const AutoencoderKLCausal3DConfig& c) const {
+    naming_file([&] {
+        HYVIDEO_CHECK(kind() == ModelKind::vae, "holds a DiT, not a VAE");
+        c.validate();
+        const VaeShapes sizes = vae_shapes(stored_shapes());
+        const AutoencoderKLCausal3DConfig& w = sizes.config;
+        const char* blocks = sizes.encoder ? "encoder.down_blocks.<i>.resnets.0.conv1.conv.weight"
+                                           : "decoder.up_blocks.<i>.resnets.0.conv1.conv.weight";
+        const detail::ConfigComparison same;
+        same("block_out_channels", c.block_out_channels, w.block_out_channels, blocks)
+            ("layers_per_block", c.layers_per_block, w.layers_per_block,
+             sizes.encoder ? "encoder.down_blocks.0.resnets.<j>" : "decoder.up_blocks.0.resnets.<j>")
+            ("latent_channels", c.latent_channels, w.latent_channels,
+             sizes.encoder ? "encoder.conv_out.conv.weight" : "decoder.conv_in.conv.weight")
+            ("mid_block_add_attention", c.mid_block_add_attention, w.mid_block_add_attention, "*.mid_block.attentions.0");
+        if (sizes.encoder) same("in_channels", c.in_channels, w.in_channels, "encoder.conv_in.conv.weight");
+        if (sizes.decoder_out) same("out_channels", c.out_channels, w.out_channels, "decoder.conv_out.conv.weight");
+        check_vae_sampling(c, sizes.sampled);
+    });
 }
 
 namespace detail {

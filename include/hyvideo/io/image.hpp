@@ -20,6 +20,8 @@
 
 namespace hyvideo {
 
+inline constexpr int kMaxImageSide = 32768;
+
 // The image in `path` as one RGB24 frame (Frames with count 1). The format is recognised from the
 // content, not the extension: PNG (8 and 16 bits, grey, palette), JPEG, and the other still-image
 // formats FFmpeg reads (BMP, TIFF, WebP, ...; of an animated GIF or PNG, the first frame). An alpha
@@ -40,6 +42,11 @@ inline Frames read_image(const std::filesystem::path& path) {
         const char* what = in.format->iformat->long_name ? in.format->iformat->long_name : in.format->iformat->name;
         av::fail(path, detail::concat("not an image: FFmpeg reads it as ", what));
     }
+    // Checked from the header, before decoding allocates the picture: no camera or scanner makes a side
+    // this long, and a crafted header could claim any size.
+    const auto* par = in.stream->codecpar;
+    HYVIDEO_CHECK(par->width <= kMaxImageSide && par->height <= kMaxImageSide, path.string(), ": an image of ", par->width,
+                  "x", par->height, " pixels; the largest side read is ", kMaxImageSide);
     Frames frame = av::decode_frames(in, path, 1, true);
     if (frame.count == 0) av::fail(path, "holds no picture (damaged or empty image)");
     return frame;

@@ -32,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "hyvideo/core/checked_math.hpp"
 #include "hyvideo/core/dtype.hpp"
 #include "hyvideo/core/error.hpp"
 #include "hyvideo/core/tensor.hpp"

@@ -10,9 +10,9 @@
 // out-of-bounds read. fuzz/fuzz_safetensors.cpp exercises that promise; docs/fuzzing.md records it.
 // Beyond the reference implementation's rules, repeated keys, NUL bytes and nesting deeper than the
 // format uses are rejected; gaps between tensors and unknown keys in an entry are accepted, as
-// harmless. The one thing no check can cover is the file changing after it is opened: truncating
-// a file that is mapped makes reads past its new end fault (SIGBUS), as with any memory mapping.
-// save_safetensors never does that; it replaces files by renaming.
+// harmless. A file truncated while it is mapped reads as zeros past its new end and is reported by
+// check_intact() / check_mapped_inputs() (io/mapped_file.hpp) instead of faulting. save_safetensors
+// never truncates; it replaces files by renaming.
 //
 // SafetensorsFile implements WeightSource directly rather than through an adapter: a file already
 // is a set of named tensors, and components can load from it, or a PrefixedSource over it, as is.
@@ -40,9 +40,11 @@
 #include <vector>
 
 #include "hyvideo/core/dtype.hpp"
+#include "hyvideo/core/checked_math.hpp"
 #include "hyvideo/core/error.hpp"
 #include "hyvideo/core/tensor.hpp"
 #include "hyvideo/io/atomic_file.hpp"
+#include "hyvideo/io/mapped_file.hpp"
 #include "hyvideo/io/weight_source.hpp"
 
 namespace hyvideo {
@@ -58,75 +60,6 @@ struct TensorInfo {
     std::uint64_t nbytes() const { return end - begin; }
 };
 
-namespace detail {
-
-// A read-only memory mapping of a whole file. Tensors read from the file hold it as their owner,
-// so it is unmapped when the last of them (and the SafetensorsFile) is gone.
-class FileMapping {
-public:
-    FileMapping(const void* addr, std::size_t size) : addr_(addr), size_(size) {}
-    FileMapping(const FileMapping&) = delete;
-    FileMapping& operator=(const FileMapping&) = delete;
-    ~FileMapping() { ::munmap(const_cast<void*>(addr_), size_); }
-
-    const std::byte* data() const { return static_cast<const std::byte*>(addr_); }
-    std::size_t size() const { return size_; }
-
-private:
-    const void* addr_;
-    std::size_t size_;
-};
-
-class FileDescriptor {
-public:
-    explicit FileDescriptor(int fd) : fd_(fd) {}
-    FileDescriptor(const FileDescriptor&) = delete;
-    FileDescriptor& operator=(const FileDescriptor&) = delete;
-    ~FileDescriptor() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    int get() const { return fd_; }
-    void reset(int fd) {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = fd;
-    }
-    // Closes now and reports failure, for writers: close() is where some file systems report
-    // that buffered data could not be written.
-    bool close() {
-        const int fd = std::exchange(fd_, -1);
-        return ::close(fd) == 0;
-    }
-
-private:
-    int fd_;
-};
-
-inline std::shared_ptr<const FileMapping> map_file(const std::filesystem::path& path) {
-    FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    HYVIDEO_CHECK(fd.get() >= 0, path.string(), ": cannot open: ", errno_text());
-    struct stat st {};
-    HYVIDEO_CHECK(::fstat(fd.get(), &st) == 0, path.string(), ": cannot stat: ", errno_text());
-    HYVIDEO_CHECK(S_ISREG(st.st_mode), path.string(), ": not a regular file");
-    const auto size = static_cast<std::uint64_t>(st.st_size);
-    // Checked here because mmap rejects an empty length, and every later step needs the 8 bytes.
-    HYVIDEO_CHECK(size >= 8, path.string(), ": file is ", size,
-                  " bytes, too short for the 8-byte header length of a safetensors file");
-    // MAP_PRIVATE + PROT_READ: views are read-only, and a bug that writes through one faults
-    // instead of silently changing the weights file on disk.
-    void* addr = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd.get(), 0);
-    HYVIDEO_CHECK(addr != MAP_FAILED, path.string(), ": cannot memory-map ", size, " bytes: ", errno_text());
-    return std::make_shared<const FileMapping>(addr, size);
-}
-
-// a * b, or nullopt when it does not fit in Int.
-template <class Int>
-std::optional<Int> checked_mul(Int a, Int b) {
-    Int r{};
-    if (__builtin_mul_overflow(a, b, &r)) return std::nullopt;
-    return r;
-}
-
-}  // namespace detail
 
 class SafetensorsFile final : public WeightSource {
 public:
@@ -138,7 +71,7 @@ public:
     static SafetensorsFile open(const std::filesystem::path& path) {
         SafetensorsFile f;
         f.path_ = path;
-        f.mapping_ = detail::map_file(path);
+        f.mapping_ = map_file(path, 8, "the 8-byte header length of a safetensors file");
         f.parse_header();
         return f;
     }
@@ -355,7 +288,7 @@ private:
     }
 
     std::filesystem::path path_;
-    std::shared_ptr<const detail::FileMapping> mapping_;
+    std::shared_ptr<const FileMapping> mapping_;
     std::uint64_t data_start_ = 0;
     std::map<std::string, TensorInfo> infos_;
     std::map<std::string, std::string> metadata_;

@@ -58,6 +58,7 @@ extern "C" {
 #include "hyvideo/core/error.hpp"
 #include "hyvideo/core/tensor.hpp"
 #include "hyvideo/io/atomic_file.hpp"
+#include "hyvideo/io/mapped_file.hpp"
 
 namespace hyvideo {
 
@@ -378,12 +379,10 @@ inline SwsPtr make_converter(int w, int h, AVPixelFormat src, AVPixelFormat dst,
 // Clear messages for the commonest mistakes before FFmpeg reports them less clearly.
 inline void check_input_file(const std::filesystem::path& path) {
     std::error_code ec;
-    const auto st = std::filesystem::status(path, ec);
-    HYVIDEO_CHECK(st.type() != std::filesystem::file_type::not_found, path.string(), ": no such file");
-    HYVIDEO_CHECK(!ec, path.string(), ": cannot access: ", ec.message());
-    HYVIDEO_CHECK(!std::filesystem::is_directory(st), path.string(), ": is a directory, not a file");
-    HYVIDEO_CHECK(!std::filesystem::is_regular_file(st) || std::filesystem::file_size(path, ec) != 0, path.string(),
-                  ": is empty");
+    HYVIDEO_CHECK(std::filesystem::exists(std::filesystem::symlink_status(path, ec)), path.string(), ": no such file");
+    // Opened here first: FFmpeg's own open would block on a FIFO, and read a device until it ends.
+    const InputFile f = open_input_file(path);
+    HYVIDEO_CHECK(f.size != 0, path.string(), ": is empty");
 }
 
 // --- Decoding --------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@
 #include <vector>
 
 #include "hyvideo/core/error.hpp"
-#include "hyvideo/io/safetensors.hpp"  // detail::FileMapping, FileDescriptor, errno_text
+#include "hyvideo/io/mapped_file.hpp"
 
 namespace hyvideo {
 
@@ -101,14 +101,14 @@ public:
     static ZipArchive open(const std::filesystem::path& path) {
         ZipArchive z;
         z.path_ = path;
-        z.mapping_ = map(path);
+        z.mapping_ = map_file(path, 1, "a ZIP archive (its end record alone is 22)");
         z.parse();
         return z;
     }
 
     const std::filesystem::path& path() const { return path_; }
     std::uint64_t file_size() const { return mapping_->size(); }
-    const std::shared_ptr<const detail::FileMapping>& mapping() const { return mapping_; }
+    const std::shared_ptr<const FileMapping>& mapping() const { return mapping_; }
     const std::vector<ZipEntry>& entries() const { return entries_; }
 
     const ZipEntry* find(std::string_view name) const {
@@ -166,20 +166,6 @@ private:
         }
     }
 
-    static std::shared_ptr<const detail::FileMapping> map(const std::filesystem::path& path) {
-        detail::FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-        HYVIDEO_CHECK(fd.get() >= 0, path.string(), ": cannot open: ", detail::errno_text());
-        struct stat st {};
-        HYVIDEO_CHECK(::fstat(fd.get(), &st) == 0, path.string(), ": cannot stat: ", detail::errno_text());
-        HYVIDEO_CHECK(S_ISREG(st.st_mode), path.string(), ": not a regular file");
-        const auto size = static_cast<std::uint64_t>(st.st_size);
-        HYVIDEO_CHECK(size >= end_size, path.string(), ": file is ", size,
-                      " bytes, too short for a ZIP archive (its end record alone is 22)");
-        void* addr = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd.get(), 0);
-        HYVIDEO_CHECK(addr != MAP_FAILED, path.string(), ": cannot memory-map ", size, " bytes: ", detail::errno_text());
-        return std::make_shared<const detail::FileMapping>(addr, size);
-    }
-
     // Little-endian reads at an offset the caller has bounds-checked.
     std::uint16_t u16(std::uint64_t at) const {
         const auto* p = reinterpret_cast<const unsigned char*>(mapping_->data() + at);
@@ -193,6 +179,12 @@ private:
 
     void parse() {
         const std::uint64_t size = mapping_->size();
+        // Checked first, whatever the size: a bare pickle is what PyTorch before 1.6 saved.
+        const auto* first = reinterpret_cast<const unsigned char*>(mapping_->data());
+        if (first[0] == 0x80 && size > 1 && first[1] <= 5)
+            fail("a bare pickle, not a ZIP archive: this is the legacy torch.save format of PyTorch before "
+                 "1.6. Load it with PyTorch and save it again (torch.save) to get the zip format");
+        if (size < end_size) fail("file is ", size, " bytes, too short for a ZIP archive (its end record alone is 22)");
 
         // The end record is the last 22 bytes plus a comment of up to 65,535 bytes. Scanning backwards
         // and requiring the comment to end exactly at the end of the file rules out a signature that
@@ -205,13 +197,7 @@ private:
                 break;
             }
         }
-        if (end == size) {
-            const auto* p = reinterpret_cast<const unsigned char*>(mapping_->data());
-            if (p[0] == 0x80 && size > 1 && p[1] <= 5)
-                fail("a bare pickle, not a ZIP archive: this is the legacy torch.save format of PyTorch before "
-                     "1.6. Load it with PyTorch and save it again (torch.save) to get the zip format");
-            fail("not a ZIP archive (no end-of-central-directory record)");
-        }
+        if (end == size) fail("not a ZIP archive (no end-of-central-directory record)");
 
         std::uint64_t disk = u16(end + 4), cd_disk = u16(end + 6), count_disk = u16(end + 8), count = u16(end + 10);
         std::uint64_t cd_size = u32(end + 12), cd_offset = u32(end + 16);
@@ -341,7 +327,7 @@ private:
     }
 
     std::filesystem::path path_;
-    std::shared_ptr<const detail::FileMapping> mapping_;
+    std::shared_ptr<const FileMapping> mapping_;
     std::vector<ZipEntry> entries_;
     std::map<std::string, std::size_t> by_name_;
 };

@@ -1,9 +1,24 @@
 #pragma once
 // HYVideoDiffusionTransformer hyper-parameters, named as the official constructor arguments, with
 // the official presets (HUNYUAN_VIDEO_CONFIG) and JSON in the same keys.
+//
+// Configurations come from files the toolkit did not write (a --dit-config, a config.json beside
+// downloaded weights, a safetensors file's metadata), so reading one is strict: a value of the wrong
+// JSON type, a float or an out-of-range number for an integer, or a document that is not an object is
+// refused with one hyvideo::Error naming the input and the key, never converted. validate() then bounds
+// every size, generously for any real variant but tightly enough that the parameter count is exact in
+// 64-bit arithmetic, so that nothing sized by a config can allocate more than a real model would.
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -11,6 +26,200 @@
 #include "hyvideo/core/error.hpp"
 
 namespace hyvideo {
+
+namespace config_detail {
+
+// Bounds shared by the DiT's and the VAE's configurations. The largest released models use a width
+// of 3072, 16 latent channels, patches of 2, 60 blocks and 13e9 parameters; each bound leaves two or
+// more orders of magnitude above that, and the parameter bound keeps every count below 2^40.
+inline constexpr std::int64_t max_width = std::int64_t{1} << 20;     // hidden sizes, text dims, MLP widths
+inline constexpr std::int64_t max_channels = std::int64_t{1} << 16;  // image/latent/VAE channels
+inline constexpr std::int64_t max_patch = 64;
+inline constexpr std::int64_t max_depth = 4096;                      // blocks of one kind
+inline constexpr long double max_parameters = 1e12L;
+// JSON configurations are a few levels deep; deeper documents are refused before anything recurses
+// into them (copying or printing a json value recurses once per level).
+inline constexpr int max_json_depth = 32;
+
+// A value for an error message: short, one line, never recursing into a deep document.
+inline std::string json_text(const nlohmann::json& v) {
+    constexpr std::size_t max_chars = 80;
+    std::string s;
+    if (v.is_array()) {
+        bool flat = v.size() <= 16;
+        for (const auto& e : v) flat = flat && e.is_primitive();
+        s = flat ? v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                 : "an array of " + std::to_string(v.size()) + " entries";
+    } else if (v.is_object()) {
+        s = "an object";
+    } else {
+        s = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    }
+    if (s.size() > max_chars) s = s.substr(0, max_chars) + "...";
+    return s;
+}
+
+// A string from the input for an error message: cut short, and with control characters escaped so
+// that the message stays one line.
+inline std::string string_text(std::string_view s) {
+    constexpr std::size_t max_chars = 64;
+    constexpr char hex[] = "0123456789abcdef";
+    std::string out = "'";
+    for (std::size_t i = 0; i < s.size() && i < max_chars; ++i) {
+        const auto ch = static_cast<unsigned char>(s[i]);
+        if (ch < 0x20 || ch == 0x7f) out += {'\\', 'x', hex[ch >> 4], hex[ch & 15]};
+        else out += s[i];
+    }
+    return out + (s.size() > max_chars ? "...'" : "'");
+}
+
+// Whether `j` nests no deeper than `limit` containers, checked without recursion.
+inline bool within_depth(const nlohmann::json& j, int limit) {
+    std::vector<std::pair<const nlohmann::json*, int>> todo{{&j, 1}};
+    while (!todo.empty()) {
+        const auto [v, depth] = todo.back();
+        todo.pop_back();
+        if (!v->is_structured()) continue;
+        if (depth > limit) return false;
+        for (const auto& e : *v)
+            if (e.is_structured()) todo.emplace_back(&e, depth + 1);
+    }
+    return true;
+}
+
+// Reads the typed fields of one JSON object. Every error names `what` (the input) and the key; a key
+// that is absent or null leaves its field as it was (the official configs write None as null).
+class JsonFields {
+public:
+    JsonFields(const nlohmann::json& j, std::string what) : j_(j), what_(std::move(what)) {
+        HYVIDEO_CHECK(j_.is_object(), what_, " is not a JSON object (got ", json_text(j_), ")");
+        HYVIDEO_CHECK(within_depth(j_, max_json_depth), what_, " nests deeper than ", max_json_depth, " levels");
+    }
+
+    const nlohmann::json* find(const char* key) const {
+        const auto it = j_.find(key);
+        return it == j_.end() || it->is_null() ? nullptr : &*it;
+    }
+    bool has(const char* key) const { return find(key) != nullptr; }
+
+    void integer(const char* key, std::int64_t& field, std::int64_t lo, std::int64_t hi) const {
+        const nlohmann::json* v = find(key);
+        if (v == nullptr) return;
+        if (const auto x = as_integer(*v, lo, hi)) {
+            field = *x;
+            return;
+        }
+        fail(key, detail::concat("must be an integer in [", lo, ", ", hi, "]"), *v);
+    }
+    // Any finite JSON number; what range the field needs is validate()'s to say.
+    void real(const char* key, double& field) const {
+        const nlohmann::json* v = find(key);
+        if (v == nullptr) return;
+        if (!v->is_number() || !std::isfinite(v->get<double>())) fail(key, "must be a finite number", *v);
+        field = v->get<double>();
+    }
+    void real(const char* key, float& field) const {
+        const nlohmann::json* v = find(key);
+        if (v == nullptr) return;
+        // Beyond the range the value would become Inf; below it, a non-zero value would become 0.
+        const double x = v->is_number() ? v->get<double>() : 0.0;
+        if (!v->is_number() || !(std::abs(x) <= std::numeric_limits<float>::max()) ||
+            (x != 0.0 && static_cast<float>(x) == 0.0f))
+            fail(key, "must be a finite number within the range of a float", *v);
+        field = static_cast<float>(x);
+    }
+    void boolean(const char* key, bool& field) const {
+        const nlohmann::json* v = find(key);
+        if (v == nullptr) return;
+        if (!v->is_boolean()) fail(key, "must be true or false", *v);
+        field = v->get<bool>();
+    }
+    void string(const char* key, std::string& field) const {
+        const nlohmann::json* v = find(key);
+        if (v == nullptr) return;
+        if (!v->is_string()) fail(key, "must be a string", *v);
+        field = v->get<std::string>();
+    }
+    // A list of between min_count and max_count integers, each in [lo, hi].
+    void integers(const char* key, std::vector<std::int64_t>& field, std::size_t min_count, std::size_t max_count,
+                  std::int64_t lo, std::int64_t hi) const {
+        const nlohmann::json* v = find(key);
+        if (v == nullptr) return;
+        std::vector<std::int64_t> out;
+        bool ok = v->is_array() && v->size() >= min_count && v->size() <= max_count;
+        for (std::size_t i = 0; ok && i < v->size(); ++i) {
+            const auto x = as_integer((*v)[i], lo, hi);
+            ok = x.has_value();
+            if (ok) out.push_back(*x);
+        }
+        if (!ok) {
+            if (min_count == max_count)
+                fail(key, detail::concat("must be a list of ", min_count, " integers in [", lo, ", ", hi, "]"), *v);
+            fail(key, detail::concat("must be a list of ", min_count, " to ", max_count, " integers in [", lo, ", ", hi, "]"), *v);
+        }
+        field = std::move(out);
+    }
+    template <std::size_t N>
+    void integers(const char* key, std::array<std::int64_t, N>& field, std::int64_t lo, std::int64_t hi) const {
+        std::vector<std::int64_t> v(field.begin(), field.end());
+        integers(key, v, N, N, lo, hi);
+        std::copy(v.begin(), v.end(), field.begin());
+    }
+    void strings(const char* key, std::vector<std::string>& field, std::size_t max_count) const {
+        const nlohmann::json* v = find(key);
+        if (v == nullptr) return;
+        bool ok = v->is_array() && v->size() <= max_count;
+        for (std::size_t i = 0; ok && i < v->size(); ++i) ok = (*v)[i].is_string();
+        if (!ok) fail(key, detail::concat("must be a list of at most ", max_count, " strings"), *v);
+        field = v->get<std::vector<std::string>>();
+    }
+
+    const std::string& what() const { return what_; }
+
+    // "<what>: '<key>' <rule>, got <value>".
+    [[noreturn]] void fail(const char* key, const std::string& rule, const nlohmann::json& got) const {
+        throw Error(detail::concat(what_, ": '", key, "' ", rule, ", got ", json_text(got)));
+    }
+
+private:
+    // An integer of JSON in [lo, hi] (lo >= 0 or not, hi >= 0); floats (even 16.0) are not integers.
+    static std::optional<std::int64_t> as_integer(const nlohmann::json& v, std::int64_t lo, std::int64_t hi) {
+        if (v.is_number_unsigned()) {
+            const auto u = v.get<std::uint64_t>();
+            if (hi >= 0 && u <= static_cast<std::uint64_t>(hi) && static_cast<std::int64_t>(u) >= lo)
+                return static_cast<std::int64_t>(u);
+        } else if (v.is_number_integer()) {
+            const auto s = v.get<std::int64_t>();
+            if (s >= lo && s <= hi) return s;
+        }
+        return std::nullopt;
+    }
+
+    const nlohmann::json& j_;
+    std::string what_;
+};
+
+// A JSON file, read whole and parsed; errors name the file. Config files are small; the bound keeps a
+// wrong file (a checkpoint given as a config) from being slurped, and a NUL byte, which nlohmann takes
+// for the end of the input, is refused so that the whole file is what gets checked.
+inline nlohmann::json read_json_file(const std::filesystem::path& path, std::string_view what) {
+    constexpr std::uintmax_t max_bytes = 16u << 20;
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    HYVIDEO_CHECK(!ec, path.string(), ": cannot read the ", what, " (", ec.message(), ")");
+    HYVIDEO_CHECK(size <= max_bytes, path.string(), ": ", size, " bytes is too large for a ", what);
+    std::ifstream in(path, std::ios::binary);
+    HYVIDEO_CHECK(in, path.string(), ": cannot open the ", what);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    HYVIDEO_CHECK(text.find('\0') == std::string::npos, path.string(), ": the ", what, " holds a NUL byte");
+    try {
+        return nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(detail::concat(path.string(), ": the ", what, " is not valid JSON: ", e.what()));
+    }
+}
+
+}  // namespace config_detail
 
 struct HYVideoConfig {
     std::array<std::int64_t, 3> patch_size{1, 2, 2};
@@ -35,21 +244,71 @@ struct HYVideoConfig {
     std::string i2v_condition_type;  // "", "token_replace" or "latent_concat" (HunyuanVideo-I2V)
     std::int64_t refiner_depth = 2;  // SingleTokenRefiner depth (fixed to 2 in the official model)
 
-    std::int64_t head_dim() const { return hidden_size / heads_num; }
+    std::int64_t head_dim() const { return heads_num > 0 ? hidden_size / heads_num : 0; }
+    // The MLP width of every block, as the official int(hidden_size * mlp_width_ratio).
+    std::int64_t mlp_hidden_dim() const { return static_cast<std::int64_t>(static_cast<double>(hidden_size) * mlp_width_ratio); }
 
-    // Throws with the offending values when the configuration cannot describe a model.
+    // Throws, naming the parameter and its value, when the configuration cannot describe a model or
+    // describes one larger than config_detail's bounds.
     void validate() const {
-        HYVIDEO_CHECK(heads_num > 0 && hidden_size % heads_num == 0, "hidden_size ", hidden_size,
+        using namespace config_detail;
+        const auto in_range = [](const char* name, std::int64_t v, std::int64_t lo, std::int64_t hi) {
+            HYVIDEO_CHECK(v >= lo && v <= hi, "model config: ", name, " must be in [", lo, ", ", hi, "], got ", v);
+        };
+        for (auto p : patch_size) in_range("patch_size entry", p, 1, max_patch);
+        in_range("in_channels", in_channels, 1, max_channels);
+        in_range("out_channels", out_channels, 1, max_channels);
+        in_range("hidden_size", hidden_size, 1, max_width);
+        in_range("heads_num", heads_num, 1, hidden_size);
+        HYVIDEO_CHECK(hidden_size % heads_num == 0, "model config: hidden_size ", hidden_size,
                       " must be divisible by heads_num ", heads_num);
+        // Checked before the product is converted to an integer, which is undefined beyond its range.
+        HYVIDEO_CHECK(std::isfinite(mlp_width_ratio) && mlp_width_ratio > 0 &&
+                          static_cast<double>(hidden_size) * mlp_width_ratio < static_cast<double>(max_width) + 1 &&
+                          mlp_hidden_dim() >= 1,
+                      "model config: mlp_width_ratio must be a positive number with int(hidden_size * mlp_width_ratio) in [1, ",
+                      max_width, "], got ", mlp_width_ratio, " with hidden_size ", hidden_size);
+        in_range("mm_double_blocks_depth", mm_double_blocks_depth, 0, max_depth);
+        in_range("mm_single_blocks_depth", mm_single_blocks_depth, 0, max_depth);
+        in_range("refiner_depth", refiner_depth, 0, max_depth);
+        in_range("text_states_dim", text_states_dim, 1, max_width);
+        in_range("text_states_dim_2", text_states_dim_2, 1, max_width);
+        // RoPE rotates pairs of channels, so each axis needs an even, positive share of a head.
         std::int64_t rope_sum = 0;
-        for (auto d : rope_dim_list) rope_sum += d;
-        HYVIDEO_CHECK(rope_dim_list.size() == 3 && rope_sum == head_dim(), "rope_dim_list must have 3 entries summing to head_dim ",
-                      head_dim(), ", got sum ", rope_sum);
-        HYVIDEO_CHECK(mlp_act_type == "gelu_tanh", "mlp_act_type '", mlp_act_type, "' is not supported (gelu_tanh)");
+        bool rope_ok = rope_dim_list.size() == 3;
+        for (auto d : rope_dim_list) {
+            rope_ok = rope_ok && d > 0 && d % 2 == 0 && d <= max_width;
+            if (rope_ok) rope_sum += d;
+        }
+        HYVIDEO_CHECK(rope_ok && rope_sum == head_dim(), "model config: rope_dim_list must be 3 positive even entries summing to head_dim ",
+                      head_dim(), ", got ", rope_list_text());
+        HYVIDEO_CHECK(std::isfinite(rope_theta) && rope_theta > 0, "model config: rope_theta must be a positive finite number, got ",
+                      rope_theta);
+        HYVIDEO_CHECK(mlp_act_type == "gelu_tanh", "model config: mlp_act_type ", string_text(mlp_act_type),
+                      " is not supported (gelu_tanh)");
+        HYVIDEO_CHECK(qk_norm_type == "rms" || qk_norm_type == "layer", "model config: qk_norm_type ",
+                      string_text(qk_norm_type), " is not supported (rms, layer)");
+        HYVIDEO_CHECK(text_projection == "single_refiner" || text_projection == "linear", "model config: text_projection ",
+                      string_text(text_projection), " is not supported (single_refiner, linear)");
         HYVIDEO_CHECK(i2v_condition_type.empty() || i2v_condition_type == "token_replace" ||
                           i2v_condition_type == "latent_concat",
-                      "unknown i2v_condition_type '", i2v_condition_type, "'");
-        for (auto p : patch_size) HYVIDEO_CHECK(p > 0, "patch sizes must be positive");
+                      "model config: unknown i2v_condition_type ", string_text(i2v_condition_type),
+                      " (token_replace, latent_concat, or empty)");
+        const long double n = parameter_count_exact();
+        HYVIDEO_CHECK(n <= max_parameters, "model config: hidden_size ", hidden_size, ", mlp_width_ratio ", mlp_width_ratio,
+                      ", mm_double_blocks_depth ", mm_double_blocks_depth, ", mm_single_blocks_depth ", mm_single_blocks_depth,
+                      ", refiner_depth ", refiner_depth, ", in/out_channels ", in_channels, "/", out_channels,
+                      " and text_states_dim(_2) ", text_states_dim, "/", text_states_dim_2, " give ",
+                      static_cast<double>(n), " parameters, more than the ", static_cast<double>(max_parameters),
+                      " a configuration may describe");
+    }
+
+    // The number of parameters HYVideoDiffusionTransformer (with the RMS QK norm and the text input
+    // path text_projection names) has for this configuration, computed without building it: what a
+    // caller can check before allocating anything. Throws what validate() throws.
+    std::int64_t parameter_count() const {
+        validate();
+        return static_cast<std::int64_t>(parameter_count_exact());
     }
 
     // "HYVideo-T/2", "HYVideo-T/2-cfgdistill" (the released T2V model) or "HYVideo-S/2".
@@ -64,43 +323,60 @@ struct HYVideoConfig {
             c.hidden_size = 480;
             c.heads_num = 5;
         } else {
-            throw Error("unknown model preset '" + name + "' (HYVideo-T/2, HYVideo-T/2-cfgdistill, HYVideo-S/2)");
+            throw Error("unknown model preset " + config_detail::string_text(name) +
+                        " (HYVideo-T/2, HYVideo-T/2-cfgdistill, HYVideo-S/2)");
         }
         return c;
     }
 
-    // Reads the keys present in j over the defaults (the official argument names).
-    static HYVideoConfig from_json(const nlohmann::json& j) { return from_json(j, HYVideoConfig{}); }
-    static HYVideoConfig from_json(const nlohmann::json& j, HYVideoConfig c) {
+    // Reads the keys present in j over the defaults (the official argument names; other keys are
+    // ignored, as the official argument dumps and the fixtures carry more). `context`, when given,
+    // names the input (a file) at the start of every error.
+    static HYVideoConfig from_json(const nlohmann::json& j, const std::string& context = {}) {
+        return from_json(j, HYVideoConfig{}, context);
+    }
+    static HYVideoConfig from_json(const nlohmann::json& j, HYVideoConfig c, const std::string& context = {}) {
+        using namespace config_detail;
+        const JsonFields f(j, context.empty() ? "model config" : context + ": model config");
+        // diffusers' keys (num_layers, attention_head_dim, ...) are all unknown here: read as official,
+        // such a file would silently describe the default model.
+        if (const auto* cls = f.find("_class_name"); cls && *cls == "HunyuanVideoTransformer3DModel")
+            throw Error(f.what() + ": this is diffusers' config.json (HunyuanVideoTransformer3DModel), not the official "
+                                   "argument names read here; leave it beside the weights, where the checkpoint reads it");
+        f.integers("patch_size", c.patch_size, 1, max_patch);
+        f.integer("in_channels", c.in_channels, 1, max_channels);
+        f.integer("out_channels", c.out_channels, 1, max_channels);
+        f.integer("hidden_size", c.hidden_size, 1, max_width);
+        f.integer("heads_num", c.heads_num, 1, max_width);
+        f.real("mlp_width_ratio", c.mlp_width_ratio);
+        f.string("mlp_act_type", c.mlp_act_type);
+        f.integer("mm_double_blocks_depth", c.mm_double_blocks_depth, 0, max_depth);
+        f.integer("mm_single_blocks_depth", c.mm_single_blocks_depth, 0, max_depth);
+        f.integer("refiner_depth", c.refiner_depth, 0, max_depth);
+        f.integers("rope_dim_list", c.rope_dim_list, 3, 3, 1, max_width);
+        f.boolean("qkv_bias", c.qkv_bias);
+        f.boolean("qk_norm", c.qk_norm);
+        f.string("qk_norm_type", c.qk_norm_type);
+        f.boolean("guidance_embed", c.guidance_embed);
+        f.string("text_projection", c.text_projection);
+        f.boolean("use_attention_mask", c.use_attention_mask);
+        f.integer("text_states_dim", c.text_states_dim, 1, max_width);
+        f.integer("text_states_dim_2", c.text_states_dim_2, 1, max_width);
+        f.real("rope_theta", c.rope_theta);
+        f.string("i2v_condition_type", c.i2v_condition_type);
         try {
-            auto get = [&](const char* key, auto& field) {
-                if (j.contains(key) && !j.at(key).is_null()) field = j.at(key).get<std::remove_reference_t<decltype(field)>>();
-            };
-            get("patch_size", c.patch_size);
-            get("in_channels", c.in_channels);
-            get("out_channels", c.out_channels);
-            get("hidden_size", c.hidden_size);
-            get("heads_num", c.heads_num);
-            get("mlp_width_ratio", c.mlp_width_ratio);
-            get("mlp_act_type", c.mlp_act_type);
-            get("mm_double_blocks_depth", c.mm_double_blocks_depth);
-            get("mm_single_blocks_depth", c.mm_single_blocks_depth);
-            get("rope_dim_list", c.rope_dim_list);
-            get("qkv_bias", c.qkv_bias);
-            get("qk_norm", c.qk_norm);
-            get("qk_norm_type", c.qk_norm_type);
-            get("guidance_embed", c.guidance_embed);
-            get("text_projection", c.text_projection);
-            get("use_attention_mask", c.use_attention_mask);
-            get("text_states_dim", c.text_states_dim);
-            get("text_states_dim_2", c.text_states_dim_2);
-            get("rope_theta", c.rope_theta);
-            get("i2v_condition_type", c.i2v_condition_type);
-        } catch (const nlohmann::json::exception& e) {
-            throw Error(std::string("model config: ") + e.what());
+            c.validate();
+        } catch (const Error& e) {
+            if (context.empty()) throw;
+            throw Error(context + ": " + e.what());
         }
-        c.validate();
         return c;
+    }
+
+    // A JSON file of official argument names (what `hyvideo generate --dit-config` takes); every error
+    // names the file.
+    static HYVideoConfig from_file(const std::filesystem::path& path) {
+        return from_json(config_detail::read_json_file(path, "model config"), path.string());
     }
 
     nlohmann::json to_json() const {
@@ -113,6 +389,7 @@ struct HYVideoConfig {
                 {"mlp_act_type", mlp_act_type},
                 {"mm_double_blocks_depth", mm_double_blocks_depth},
                 {"mm_single_blocks_depth", mm_single_blocks_depth},
+                {"refiner_depth", refiner_depth},
                 {"rope_dim_list", rope_dim_list},
                 {"qkv_bias", qkv_bias},
                 {"qk_norm", qk_norm},
@@ -124,6 +401,43 @@ struct HYVideoConfig {
                 {"text_states_dim_2", text_states_dim_2},
                 {"rope_theta", rope_theta},
                 {"i2v_condition_type", i2v_condition_type}};
+    }
+
+private:
+    std::string rope_list_text() const {
+        std::string s = "[";
+        for (std::size_t i = 0; i < rope_dim_list.size() && i < 8; ++i) s += (i ? ", " : "") + std::to_string(rope_dim_list[i]);
+        return s + (rope_dim_list.size() > 8 ? ", ...]" : "]");
+    }
+
+    // Exact while the fields are within validate()'s per-field bounds: every product has at most three
+    // factors below 2^21, so each term and the sum stay below 2^64, which a long double holds exactly.
+    // Follows the module structure of models/hunyuan_video.hpp; tests compare it with the built model.
+    long double parameter_count_exact() const {
+        using L = long double;
+        const auto linear = [](L in, L out, bool bias = true) { return in * out + (bias ? out : 0); };
+        const L H = static_cast<L>(hidden_size), M = static_cast<L>(mlp_hidden_dim()), D = static_cast<L>(head_dim());
+        const L patch = static_cast<L>(patch_size[0]) * static_cast<L>(patch_size[1]) * static_cast<L>(patch_size[2]);
+        const L T1 = static_cast<L>(text_states_dim), T2 = static_cast<L>(text_states_dim_2);
+        const L qk = !qk_norm ? 0 : qk_norm_type == "rms" ? D : 2 * D;  // one norm: weight (and bias)
+        const L mlp = linear(H, M) + linear(M, H);
+        const L timestep_embedder = linear(256, H) + linear(H, H);  // frequency embedding of 256
+        const L text_projection_params = linear(T1, H) + linear(H, H);
+
+        L txt_in = 0;
+        if (text_projection == "linear") {
+            txt_in = text_projection_params;
+        } else {
+            const L refiner_block = 2 * (2 * H) + linear(H, 3 * H, qkv_bias) + linear(H, H, qkv_bias) + mlp + linear(H, 2 * H);
+            txt_in = linear(T1, H) + timestep_embedder + text_projection_params +
+                     static_cast<L>(refiner_depth) * refiner_block;
+        }
+        const L stream = linear(H, 6 * H) + linear(H, 3 * H, qkv_bias) + 2 * qk + linear(H, H, qkv_bias) + mlp;
+        const L single = linear(H, 3 * H + M) + linear(H + M, H) + 2 * qk + linear(H, 3 * H);
+        return static_cast<L>(in_channels) * patch * H + H  // img_in: Conv3d with kernel = stride = patch
+               + txt_in + timestep_embedder + linear(T2, H) + linear(H, H) + (guidance_embed ? timestep_embedder : 0) +
+               static_cast<L>(mm_double_blocks_depth) * 2 * stream + static_cast<L>(mm_single_blocks_depth) * single +
+               linear(H, patch * static_cast<L>(out_channels)) + linear(H, 2 * H);
     }
 };
 

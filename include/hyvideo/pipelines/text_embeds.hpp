@@ -9,9 +9,12 @@
 //   negative_text_states     (optional, for --cfg-scale > 1) same shapes as the prompt's
 //   negative_text_mask
 //   negative_text_states_2
+#include <cmath>
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "hyvideo/io/safetensors.hpp"
 #include "hyvideo/models/config.hpp"
@@ -25,6 +28,28 @@ struct TextEmbedsFile {
 };
 
 namespace detail {
+// The first non-finite value of an f32 tensor, as "[i, j, k] (value)", or nothing. A NaN or Inf in the
+// text states would only surface as a NaN video after the whole sampling run.
+inline std::optional<std::string> first_non_finite(const Tensor& t) {
+    const Tensor f = t.contiguous();
+    const auto v = f.span<const float>();
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        if (std::isfinite(v[i])) continue;
+        // The multi-index, which locates the value in the file's [1, L, dim] tensor.
+        std::vector<std::size_t> index(static_cast<std::size_t>(t.dim()));
+        std::size_t rest = i;
+        for (std::size_t d = index.size(); d-- > 0;) {
+            const auto n = static_cast<std::size_t>(t.size(static_cast<std::int64_t>(d)));
+            index[d] = rest % n;  // n > 0: the tensor holds element i
+            rest /= n;
+        }
+        std::string at;
+        for (std::size_t d = 0; d < index.size(); ++d) at += (d ? ", " : "") + std::to_string(index[d]);
+        return detail::concat("[", at, "] (", v[i], ")");
+    }
+    return std::nullopt;
+}
+
 inline PromptEmbeds read_prompt_embeds(const SafetensorsFile& f, const std::string& prefix, const HYVideoConfig& c) {
     const std::string file = f.path().string();
     auto need = [&](const std::string& name) {
@@ -41,11 +66,21 @@ inline PromptEmbeds read_prompt_embeds(const SafetensorsFile& f, const std::stri
     HYVIDEO_CHECK(pooled.shape() == (Shape{1, c.text_states_dim_2}), file, ": '", prefix, "text_states_2' must be [1, ",
                   c.text_states_dim_2, "], got ", shape_str(pooled.shape()));
     HYVIDEO_CHECK(is_floating(states.dtype()) && is_floating(pooled.dtype()), file, ": text states must be floats");
+    e.text_states = states.to(DType::f32);
+    e.text_states_2 = pooled.to(DType::f32);
+    for (const auto& [name, t] : {std::pair<const char*, const Tensor&>{"text_states", e.text_states}, {"text_states_2", e.text_states_2}}) {
+        const auto bad = first_non_finite(t);
+        HYVIDEO_CHECK(!bad, file, ": '", prefix, name, "' holds a non-finite value at ", *bad);
+    }
+    // The mask is read as 0 or 1 exactly: anything else (a NaN, 0.5, 2) has no meaning the official
+    // pipeline gives it, and would otherwise count as a valid token.
     const auto m = mask.to_vector();
     std::int64_t valid = 0;
     bool prefix_ok = true;
     for (std::int64_t i = 0; i < L; ++i) {
-        if (m[i] != 0.0f) {
+        const float v = m[static_cast<std::size_t>(i)];
+        HYVIDEO_CHECK(v == 0.0f || v == 1.0f, file, ": '", prefix, "text_mask' must hold 0 or 1, got ", v, " at [0, ", i, "]");
+        if (v == 1.0f) {
             prefix_ok = prefix_ok && valid == i;
             ++valid;
         }
@@ -53,15 +88,14 @@ inline PromptEmbeds read_prompt_embeds(const SafetensorsFile& f, const std::stri
     HYVIDEO_CHECK(valid > 0, file, ": '", prefix, "text_mask' has no valid token");
     HYVIDEO_CHECK(prefix_ok, file, ": '", prefix, "text_mask' must mark a prefix of valid tokens (right padding)");
     std::vector<std::int64_t> mi(static_cast<std::size_t>(L));
-    for (std::int64_t i = 0; i < L; ++i) mi[static_cast<std::size_t>(i)] = m[i] != 0.0f;
-    e.text_states = states.to(DType::f32);
+    for (std::int64_t i = 0; i < L; ++i) mi[static_cast<std::size_t>(i)] = m[static_cast<std::size_t>(i)] == 1.0f;
     e.text_mask = Tensor::from_vector<std::int64_t>({1, L}, mi);
-    e.text_states_2 = pooled.to(DType::f32);
     return e;
 }
 }  // namespace detail
 
-// Reads and checks the file against the model's text dimensions; errors name the file and tensor.
+// Reads and checks the file against the model's text dimensions, refusing non-finite states and masks
+// other than a prefix of ones; errors name the file, the tensor and, for values, the first bad index.
 inline TextEmbedsFile read_text_embeds(const std::filesystem::path& path, const HYVideoConfig& c) {
     const SafetensorsFile f = SafetensorsFile::open(path);
     TextEmbedsFile out;

@@ -2,6 +2,7 @@
 // FlowMatchDiscreteScheduler (official diffusion/schedulers/scheduling_flow_match_discrete.py):
 // sigmas from linspace(1, 0, N+1) with the SD3 time shift, optionally reversed, and Euler steps
 // x <- x + v·(σ_{i+1} − σ_i). All arithmetic is float32, like the reference.
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -35,8 +36,16 @@ struct FlowMatchDiscreteScheduler {
         return v;
     }
 
+    // More steps than this are a mistake, not a schedule (the official default is 50): the bound keeps
+    // N + 1 from overflowing and a typo from allocating gigabytes of sigmas.
+    static constexpr std::int64_t max_inference_steps = 100000;
+
     void set_timesteps(std::int64_t num_inference_steps) {
-        HYVIDEO_CHECK(num_inference_steps > 0, "set_timesteps: need at least one step, got ", num_inference_steps);
+        HYVIDEO_CHECK(num_inference_steps > 0 && num_inference_steps <= max_inference_steps,
+                      "set_timesteps: the number of steps must be in 1..", max_inference_steps, ", got ",
+                      num_inference_steps);
+        HYVIDEO_CHECK(std::isfinite(shift) && shift > 0.0f, "set_timesteps: the time shift must be a positive finite ",
+                      "number, got ", shift);
         sigmas = linspace(1.0f, 0.0f, num_inference_steps + 1);
         for (float& s : sigmas) {
             s = (shift * s) / (1.0f + (shift - 1.0f) * s);
