@@ -21,6 +21,7 @@
 #include "hyvideo/io/safetensors.hpp"
 #include "hyvideo/models/hunyuan_video.hpp"
 #include "hyvideo/vae/autoencoder_kl_causal_3d.hpp"
+#include "../support/error_of.hpp"
 #include "../support/temp_dir.hpp"
 
 #ifndef HYVIDEO_TEST_DATA_DIR
@@ -30,6 +31,8 @@
 namespace fs = std::filesystem;
 using namespace hyvideo;
 using nlohmann::json;
+
+using hyvideo::test::error_of;
 
 namespace {
 
@@ -86,16 +89,6 @@ void write_vae_dir(const fs::path& dir, const std::string& config) {
 json official_vae_json() {
     std::ifstream in(kCkpt / "official" / "vae" / "config.json");
     return json::parse(in);
-}
-
-template <class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
 }
 
 }  // namespace

@@ -20,10 +20,13 @@
 #include "hyvideo/nn/qk_norm.hpp"
 #include "hyvideo/vae/autoencoder_kl_causal_3d.hpp"
 #include "hyvideo/vae/config.hpp"
+#include "../support/error_of.hpp"
 #include "../support/temp_dir.hpp"
 
 using namespace hyvideo;
 using nlohmann::json;
+
+using hyvideo::test::error_of;
 
 namespace {
 
@@ -46,17 +49,6 @@ AutoencoderKLCausal3DConfig small_vae() {
     c.latent_channels = 4;
     c.layers_per_block = 1;
     return c;
-}
-
-// The message of the Error `f` throws, or "" when it throws none.
-template <class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
 }
 
 }  // namespace

@@ -11,9 +11,12 @@
 
 #include "hyvideo/io/safetensors.hpp"
 #include "hyvideo/pipelines/text_embeds.hpp"
+#include "../support/error_of.hpp"
 #include "../support/temp_dir.hpp"
 
 using namespace hyvideo;
+
+using hyvideo::test::error_of;
 
 namespace {
 
@@ -38,16 +41,6 @@ std::filesystem::path write(const test::TempDir& dir, const Embeds& e, const std
                             {"text_mask", Tensor::from_vector<float>({1, 3}, e.mask).to(e.mask_dtype)},
                             {"text_states_2", Tensor::from_vector<float>({1, 3}, e.pooled)}});
     return path;
-}
-
-template <class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
 }
 
 }  // namespace
