@@ -322,7 +322,12 @@ inline int run_generate(const GenerateArgs& a) {
     }
 
     // ---- outputs: every target checked by the checks of a real write, before the work ----------
-    if (a.output.empty()) fs::create_directories(a.save_path);
+    if (a.output.empty()) {
+        std::error_code ec;
+        fs::create_directories(a.save_path, ec);
+        HYVIDEO_CHECK(!ec && fs::is_directory(a.save_path), "--save-path '", a.save_path, "': ",
+                      ec ? "cannot create the directory: " + ec.message() : std::string("exists and is not a directory"));
+    }
     AtomicFile::check_target(output);
     const VideoSize out_size = bucket ? VideoSize{bucket->height, bucket->width, size.frames} : size;
     if (!a.frames_dir.empty())

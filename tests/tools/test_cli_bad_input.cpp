@@ -219,6 +219,8 @@ TEST_CASE("bad input: an unwritable --frames-dir is found before the work, and n
         {kSmall + "--frames-dir /proc/hyvideo_frames" + o, "--frames-dir '/proc/hyvideo_frames': cannot be written"},
         {kSmall + "--frames-dir " + (d / "a_file").string() + o, "not a directory"},
         {kSmall + "--frames-dir " + (d / "a_file" / "sub").string() + o, "not a directory"},
+        {kSmall + "--save-path " + (d / "a_file").string(), "--save-path '" + (d / "a_file").string() + "': "},
+        {kSmall + "--save-path " + (d / "a_file" / "sub").string(), "--save-path"},
     });
 }
 
