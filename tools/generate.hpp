@@ -24,6 +24,7 @@
 #include "hyvideo/backend/cpu/cpu.hpp"
 #include "hyvideo/io/checkpoint.hpp"
 #include "hyvideo/io/image.hpp"
+#include "hyvideo/io/json_file.hpp"
 #include "hyvideo/io/mapped_file.hpp"
 #include "hyvideo/io/video.hpp"
 #include "hyvideo/pipelines/default_model.hpp"
@@ -184,21 +185,10 @@ inline void check_frames_dir(const std::filesystem::path& dir, long double bytes
     }
 }
 
-inline nlohmann::json read_json(const std::string& path, const char* flag) {
-    const std::string text = read_small_file(path, flag, 1u << 20);
-    // The JSON parser would stop at a NUL byte and take what precedes it for the whole file.
-    HYVIDEO_CHECK(text.find('\0') == std::string::npos, flag, " '", path, "': holds a NUL byte; not a JSON file");
-    try {
-        return nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-        throw Error(std::string(flag) + " '" + path + "': not valid JSON: " + e.what());
-    }
-}
-
 // A configuration file given by a flag; every error names the flag and the file.
 template <class Config>
 Config read_config(const std::string& path, const char* flag) {
-    const nlohmann::json j = read_json(path, flag);
+    const nlohmann::json j = read_json_file(path, flag, 1u << 20);
     try {
         return Config::from_json(j);
     } catch (const Error& e) {

@@ -22,6 +22,7 @@
 #include "hyvideo/models/hunyuan_video.hpp"
 #include "hyvideo/vae/autoencoder_kl_causal_3d.hpp"
 #include "../support/error_of.hpp"
+#include "../support/small_configs.hpp"
 #include "../support/temp_dir.hpp"
 
 #ifndef HYVIDEO_TEST_DATA_DIR
@@ -38,15 +39,9 @@ namespace {
 
 const fs::path kCkpt = fs::path(HYVIDEO_TEST_DATA_DIR) / "checkpoints";
 
+// The small DiT of the shared configs, with a guidance embedding, so that inference sees guidance_in too.
 HYVideoConfig small_dit() {
-    HYVideoConfig c;
-    c.hidden_size = 64;
-    c.heads_num = 4;
-    c.rope_dim_list = {4, 6, 6};
-    c.mm_double_blocks_depth = 2;
-    c.mm_single_blocks_depth = 2;
-    c.text_states_dim = 32;
-    c.text_states_dim_2 = 24;
+    HYVideoConfig c = test::small_dit();
     c.guidance_embed = true;
     return c;
 }

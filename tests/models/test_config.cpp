@@ -21,37 +21,15 @@
 #include "hyvideo/vae/autoencoder_kl_causal_3d.hpp"
 #include "hyvideo/vae/config.hpp"
 #include "../support/error_of.hpp"
+#include "../support/small_configs.hpp"
 #include "../support/temp_dir.hpp"
 
 using namespace hyvideo;
 using nlohmann::json;
 
 using hyvideo::test::error_of;
-
-namespace {
-
-HYVideoConfig small_dit() {
-    HYVideoConfig c;
-    c.hidden_size = 64;
-    c.heads_num = 4;
-    c.rope_dim_list = {4, 6, 6};
-    c.mm_double_blocks_depth = 2;
-    c.mm_single_blocks_depth = 2;
-    c.text_states_dim = 32;
-    c.text_states_dim_2 = 24;
-    return c;
-}
-
-AutoencoderKLCausal3DConfig small_vae() {
-    auto c = AutoencoderKLCausal3DConfig::preset("884-16c-hy");
-    c.block_out_channels = {8, 16, 16, 16};
-    c.norm_num_groups = 4;
-    c.latent_channels = 4;
-    c.layers_per_block = 1;
-    return c;
-}
-
-}  // namespace
+using hyvideo::test::small_dit;
+using hyvideo::test::small_vae;
 
 // ---- the DiT --------------------------------------------------------------------------------------------
 
@@ -209,11 +187,11 @@ TEST_CASE("model config: from_file names the file in every error") {
           (dir / "types.json").string() + ": model config: 'guidance_embed' must be true or false, got \"yes\"");
     std::ofstream(dir / "broken.json") << "{\"hidden_size\": ";
     CHECK(error_of([&] { HYVideoConfig::from_file(dir / "broken.json"); })
-              .starts_with((dir / "broken.json").string() + ": the model config is not valid JSON: "));
+              .starts_with("model config '" + (dir / "broken.json").string() + "': not valid JSON: "));
     // A NUL ends nlohmann's input: the rest of the file would go unchecked.
     std::ofstream(dir / "nul.json", std::ios::binary) << std::string("{}\0{\"hidden_size\": 1e30}", 24);
     CHECK_THROWS_WITH_AS(HYVideoConfig::from_file(dir / "nul.json"), doctest::Contains("holds a NUL byte"), Error);
-    CHECK_THROWS_WITH_AS(HYVideoConfig::from_file(dir / "missing.json"), doctest::Contains("missing.json: cannot read the model config"),
+    CHECK_THROWS_WITH_AS(HYVideoConfig::from_file(dir / "missing.json"), doctest::Contains("missing.json': cannot open: No such file"),
                          Error);
     std::ofstream(dir / "good.json") << small_dit().to_json().dump();
     CHECK(HYVideoConfig::from_file(dir / "good.json").to_json() == small_dit().to_json());

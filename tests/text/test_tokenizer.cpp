@@ -53,7 +53,7 @@ std::string utf8(std::u32string_view s) { return encode_utf8(s); }
 // ---- the reference rows ----------------------------------------------------------------------------
 
 TEST_CASE("tokenize.json: Llama ids (BOS, no truncation) exact on every row") {
-    REQUIRE(rows().size() == 150);
+    REQUIRE(!rows().empty());
     int exact = 0;
     for (std::size_t r = 0; r < rows().size(); ++r) {
         const auto& row = rows()[r];
@@ -66,7 +66,7 @@ TEST_CASE("tokenize.json: Llama ids (BOS, no truncation) exact on every row") {
         exact += got == want;
     }
     MESSAGE("llama: " << exact << " of " << rows().size() << " rows exact");
-    CHECK(exact == 150);
+    CHECK(exact == static_cast<int>(rows().size()));
 }
 
 TEST_CASE("tokenize.json: Llama through the row's template, truncated and padded, exact on every row") {
@@ -89,7 +89,7 @@ TEST_CASE("tokenize.json: Llama through the row's template, truncated and padded
         exact += ok;
     }
     MESSAGE("llama_template: " << exact << " of " << rows().size() << " rows exact");
-    CHECK(exact == 150);
+    CHECK(exact == static_cast<int>(rows().size()));
 }
 
 TEST_CASE("tokenize.json: CLIP at 77 (slow CLIPTokenizer, no ftfy) exact on every row") {
@@ -107,7 +107,7 @@ TEST_CASE("tokenize.json: CLIP at 77 (slow CLIPTokenizer, no ftfy) exact on ever
         exact += ok;
     }
     MESSAGE("clip: " << exact << " of " << rows().size() << " rows exact");
-    CHECK(exact == 150);
+    CHECK(exact == static_cast<int>(rows().size()));
 }
 
 TEST_CASE("golden::run_tokenize_fixture: three passing outputs, and failures reported, not thrown") {

@@ -99,7 +99,7 @@ inline FileReport run_tokenize_fixture(const std::filesystem::path& path, const 
     rep.path = path;
     rep.case_name = "tokenize";
     try {
-        const nlohmann::json rows = text::read_json_file(path, "tokenize fixture");
+        const nlohmann::json rows = read_json_file(path, "tokenize fixture");
         if (!rows.is_array() || rows.empty()) throw Error(text::file_label("tokenize fixture", path) + ": not a JSON list of rows");
         detail::TokenizeTally ll("llama"), lt("llama_template"), cl("clip");
         for (std::size_t r = 0; r < rows.size(); ++r) {

@@ -61,6 +61,7 @@
 #include "hyvideo/core/parallel.hpp"
 #include "hyvideo/core/tensor.hpp"
 #include "hyvideo/io/diffusers_names.hpp"
+#include "hyvideo/io/json_file.hpp"
 #include "hyvideo/io/pt_file.hpp"
 #include "hyvideo/io/safetensors.hpp"
 #include "hyvideo/io/weight_source.hpp"
@@ -622,21 +623,9 @@ private:
         return std::nullopt;
     }
 
-    static nlohmann::json read_json(const std::filesystem::path& p, const char* what) {
-        // Indexes of the largest models are a few hundred KB; the bound keeps a wrong file from being slurped.
-        const std::string text = read_small_file(p, "", 64u << 20);
-        // The JSON parser would stop at a NUL byte and take what precedes it for the whole file.
-        HYVIDEO_CHECK(text.find('\0') == std::string::npos, p.string(), ": the ", what, " holds a NUL byte; not JSON");
-        try {
-            return nlohmann::json::parse(text);
-        } catch (const nlohmann::json::exception& e) {
-            throw Error(detail::concat(p.string(), ": the ", what, " is not valid JSON: ", e.what()));
-        }
-    }
-
     // weight_map of a safetensors index: tensor name -> shard file name (a plain name in the same folder).
     static std::map<std::string, std::string> read_index(const std::filesystem::path& p) {
-        const nlohmann::json j = read_json(p, "safetensors index");
+        const nlohmann::json j = read_json_file(p, "safetensors index");
         HYVIDEO_CHECK(j.is_object() && j.contains("weight_map") && j["weight_map"].is_object(), p.string(),
                       ": not a safetensors index (no \"weight_map\" object)");
         std::map<std::string, std::string> out;
@@ -887,7 +876,7 @@ private:
     void read_config_json() {
         const auto dir = files_.front().has_parent_path() ? files_.front().parent_path() : std::filesystem::path(".");
         if (std::filesystem::is_regular_file(dir / "config.json")) {
-            config_json_ = read_json(dir / "config.json", "config.json");
+            config_json_ = read_json_file(dir / "config.json", "config.json");
             HYVIDEO_CHECK(config_json_->is_object(), (dir / "config.json").string(), ": not a JSON object (got ",
                           config_detail::json_text(*config_json_), ")");
             // Copying or printing a json value recurses once per level.

@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hyvideo/core/error.hpp"
+#include "hyvideo/io/json_file.hpp"
 
 namespace hyvideo {
 
@@ -199,26 +200,6 @@ private:
     std::string what_;
 };
 
-// A JSON file, read whole and parsed; errors name the file. Config files are small; the bound keeps a
-// wrong file (a checkpoint given as a config) from being slurped, and a NUL byte, which nlohmann takes
-// for the end of the input, is refused so that the whole file is what gets checked.
-inline nlohmann::json read_json_file(const std::filesystem::path& path, std::string_view what) {
-    constexpr std::uintmax_t max_bytes = 16u << 20;
-    std::error_code ec;
-    const auto size = std::filesystem::file_size(path, ec);
-    HYVIDEO_CHECK(!ec, path.string(), ": cannot read the ", what, " (", ec.message(), ")");
-    HYVIDEO_CHECK(size <= max_bytes, path.string(), ": ", size, " bytes is too large for a ", what);
-    std::ifstream in(path, std::ios::binary);
-    HYVIDEO_CHECK(in, path.string(), ": cannot open the ", what);
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    HYVIDEO_CHECK(text.find('\0') == std::string::npos, path.string(), ": the ", what, " holds a NUL byte");
-    try {
-        return nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-        throw Error(detail::concat(path.string(), ": the ", what, " is not valid JSON: ", e.what()));
-    }
-}
-
 }  // namespace config_detail
 
 struct HYVideoConfig {
@@ -376,7 +357,7 @@ struct HYVideoConfig {
     // A JSON file of official argument names (what `hyvideo generate --dit-config` takes); every error
     // names the file.
     static HYVideoConfig from_file(const std::filesystem::path& path) {
-        return from_json(config_detail::read_json_file(path, "model config"), path.string());
+        return from_json(read_json_file(path, "model config", 16u << 20), path.string());
     }
 
     nlohmann::json to_json() const {

@@ -221,7 +221,7 @@ private:
 
     void load_merges(const std::filesystem::path& path) {
         const std::string name = file_label("merges.txt", path);
-        const std::string text = read_tokenizer_file(path, "merges.txt", std::uint64_t{64} << 20);
+        const std::string text = read_small_file(path, "merges.txt", std::uint64_t{64} << 20);
         // As CLIPTokenizer: strip the file, split on "\n", drop the first line (the "#version" header).
         const auto space = [](char c) { return static_cast<unsigned char>(c) < 0x80 && is_python_space(static_cast<unsigned char>(c)); };
         std::size_t b = 0, e = text.size();

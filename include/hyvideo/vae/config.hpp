@@ -159,7 +159,7 @@ struct AutoencoderKLCausal3DConfig {
     // A JSON file of the official config.json keys (what `hyvideo generate --vae-config` takes);
     // every error names the file.
     static AutoencoderKLCausal3DConfig from_file(const std::filesystem::path& path) {
-        return from_json(config_detail::read_json_file(path, "VAE config"), path.string());
+        return from_json(read_json_file(path, "VAE config", 16u << 20), path.string());
     }
 
     nlohmann::json to_json() const {
