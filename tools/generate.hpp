@@ -139,7 +139,6 @@ inline void check_numbers(const GenerateArgs& a) {
     HYVIDEO_CHECK(std::isfinite(a.cfg_scale), "--cfg-scale ", a.cfg_scale, ": must be a finite number");
     HYVIDEO_CHECK(std::isfinite(a.fps) && a.fps > 0 && a.fps <= kMaxFps, "--fps ", fmt::format("{:g}", a.fps),
                   ": must be in (0, ", kMaxFps, "]");
-    if (!a.seed.empty()) parse_seed(a.seed);
 }
 
 // Bytes of memory and of disk a run needs at least, whatever the model: the decoded video in float32 and
@@ -234,10 +233,8 @@ inline int run_generate(const GenerateArgs& a) {
     const std::uint64_t seed = !a.seed.empty() ? generate_detail::parse_seed(a.seed) : std::random_device{}() % 1000000;
     const fs::path output = !a.output.empty() ? fs::path(a.output)
                                               : fs::path(a.save_path) / fmt::format("{}_seed{}.mp4", generate_detail::timestamp(), seed);
+    // -o is checked at once; an output named from --save-path once that directory exists, below.
     if (!a.output.empty()) AtomicFile::check_target(output);
-    if (!a.frames_dir.empty())
-        HYVIDEO_CHECK(!fs::exists(a.frames_dir) || fs::is_directory(a.frames_dir), "--frames-dir '", a.frames_dir,
-                      "' exists and is not a directory");
 
     // ---- models --------------------------------------------------------------------------------
     HYVIDEO_CHECK(!builtin || (a.dit_config.empty() && a.vae_config.empty()),
@@ -317,8 +314,8 @@ inline int run_generate(const GenerateArgs& a) {
         fs::create_directories(a.save_path, ec);
         HYVIDEO_CHECK(!ec && fs::is_directory(a.save_path), "--save-path '", a.save_path, "': ",
                       ec ? "cannot create the directory: " + ec.message() : std::string("exists and is not a directory"));
+        AtomicFile::check_target(output);
     }
-    AtomicFile::check_target(output);
     const VideoSize out_size = bucket ? VideoSize{bucket->height, bucket->width, size.frames} : size;
     if (!a.frames_dir.empty())
         generate_detail::check_frames_dir(a.frames_dir, generate_detail::decoded_video_bytes(out_size) + 4096.0L * out_size.frames);

@@ -3,6 +3,7 @@
 //   golden FILE...   reproduce reference fixtures and report each output's error (tokenize.json: the tokenizers)
 //   inspect FILE...  describe checkpoints (layout, model, config, missing tensors)
 //   convert IN OUT   any checkpoint layout to safetensors with official names (bf16/f16/fp8)
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <new>
@@ -12,6 +13,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <fmt/format.h>
 
 #include "hyvideo/backend/cpu/cpu.hpp"
 #include "hyvideo/core/parallel.hpp"
@@ -67,12 +69,17 @@ int main(int argc, char** argv) {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         // CLI11 says only "A subcommand is required" when the first word is not one: name the word.
+        std::vector<std::string> names;
+        for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) names.push_back(sub->get_name());
         for (int i = 1; i < argc; ++i) {
             const std::string word = argv[i];
-            if (word == "--threads") ++i;
-            if (word.empty() || word[0] == '-' || word == "--threads") continue;
-            if (word != "generate" && word != "golden" && word != "inspect" && word != "convert") {
-                fmt::print(stderr, "hyvideo: unknown command '{}' (generate, golden, inspect, convert; --help lists them)\n", word);
+            if (word == "--threads") {
+                ++i;  // its value
+                continue;
+            }
+            if (word.empty() || word[0] == '-') continue;
+            if (std::find(names.begin(), names.end(), word) == names.end()) {
+                fmt::print(stderr, "hyvideo: unknown command '{}' ({}; --help lists them)\n", word, fmt::join(names, ", "));
                 return 1;
             }
             break;
