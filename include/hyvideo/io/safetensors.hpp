@@ -39,8 +39,8 @@
 #include <utility>
 #include <vector>
 
-#include "hyvideo/core/dtype.hpp"
 #include "hyvideo/core/checked_math.hpp"
+#include "hyvideo/core/dtype.hpp"
 #include "hyvideo/core/error.hpp"
 #include "hyvideo/core/tensor.hpp"
 #include "hyvideo/io/atomic_file.hpp"
@@ -59,7 +59,6 @@ struct TensorInfo {
 
     std::uint64_t nbytes() const { return end - begin; }
 };
-
 
 class SafetensorsFile final : public WeightSource {
 public:
