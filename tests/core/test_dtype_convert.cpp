@@ -634,3 +634,16 @@ TEST_CASE("dtype_convert: convert_buffer rejects what it cannot convert") {
     convert_buffer(x, DType::f32, y, DType::f32, 2);
     CHECK(y[1] == 2.0f);
 }
+
+TEST_CASE("dtype_convert: uint8 (images) widens exactly and narrows by truncation") {
+    const std::vector<std::uint8_t> bytes = {0, 1, 127, 128, 254, 255};
+    std::vector<float> f(bytes.size());
+    convert_buffer(bytes.data(), DType::u8, f.data(), DType::f32, bytes.size());
+    for (std::size_t i = 0; i < bytes.size(); ++i) CHECK(f[i] == float(bytes[i]));
+    const std::vector<float> in = {0.0f, 1.9f, 127.5f, 255.0f};
+    std::vector<std::uint8_t> back(in.size());
+    convert_buffer(in.data(), DType::f32, back.data(), DType::u8, in.size());
+    CHECK(back == std::vector<std::uint8_t>{0, 1, 127, 255});
+    CHECK(dtype_from_safetensors("U8") == DType::u8);
+    CHECK_FALSE(is_floating(DType::u8));
+}

@@ -104,7 +104,7 @@ void check_rejected(const std::string& file_name, std::string_view bytes,
     for (auto f : fragments) CHECK_MESSAGE(message.find(f) != std::string::npos, "missing \"", f, "\"");
 }
 
-constexpr DType all_dtypes[] = {DType::f32, DType::f16, DType::bf16, DType::f8e4m3, DType::i64, DType::boolean};
+constexpr DType all_dtypes[] = {DType::f32, DType::f16, DType::bf16, DType::f8e4m3, DType::i64, DType::boolean, DType::u8};
 
 }  // namespace
 

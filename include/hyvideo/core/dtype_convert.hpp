@@ -172,6 +172,9 @@ inline void to_f32(const void* src, DType t, float* dst, std::size_t n) {
             // than 0 and 1.
             for (std::size_t i = 0; i < n; ++i) dst[i] = load<std::uint8_t>(src, i) != 0 ? 1.0f : 0.0f;
             return;
+        case DType::u8:
+            for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(load<std::uint8_t>(src, i));
+            return;
     }
     throw Error(concat("convert_buffer: unsupported source dtype ", static_cast<int>(t)));
 }
@@ -198,6 +201,11 @@ inline void from_f32(const float* src, void* dst, DType t, std::size_t n, std::u
             for (std::size_t i = 0; i < n; ++i)
                 store<std::uint8_t>(dst, i, (f32_bits(src[i]) & 0x7FFFFFFFu) != 0 ? 1 : 0);
             return;
+        case DType::u8:
+            // torch's float -> uint8 cast goes through int64 and keeps the low byte (it wraps).
+            for (std::size_t i = 0; i < n; ++i)
+                store<std::uint8_t>(dst, i, static_cast<std::uint8_t>(static_cast<std::uint64_t>(f32_to_i64(src[i]))));
+            return;
     }
     throw Error(concat("convert_buffer: unsupported destination dtype ", static_cast<int>(t)));
 }
@@ -209,7 +217,8 @@ inline bool known_dtype(DType t) {
         case DType::bf16:
         case DType::f8e4m3:
         case DType::i64:
-        case DType::boolean: return true;
+        case DType::boolean:
+        case DType::u8: return true;
     }
     return false;
 }
