@@ -17,6 +17,7 @@
 
 #include "hyvideo/backend/attention_mask.hpp"
 #include "hyvideo/backend/cpu/attention.hpp"
+#include "hyvideo/backend/cpu/blend.hpp"
 
 using namespace hyvideo;
 using cpu_detail::AttentionKernel;
@@ -114,6 +115,12 @@ struct NamedMask {
     AttentionMask mask;
 };
 
+// The mask with key 0 valid, as a causal mask needs it (query 0 sees only key 0).
+std::vector<int> first_valid(std::vector<int> m) {
+    m[0] = 1;
+    return m;
+}
+
 std::vector<NamedMask> model_masks(std::int64_t S) {
     std::vector<int> scattered(static_cast<std::size_t>(S)), prefix(static_cast<std::size_t>(S));
     for (std::int64_t j = 0; j < S; ++j) {
@@ -126,6 +133,10 @@ std::vector<NamedMask> model_masks(std::int64_t S) {
         {"refiner lengths", AttentionMask::refiner(std::vector<std::int64_t>{S / 3, S})},
         {"refiner non-prefix mask", AttentionMask::refiner(mask_tensor({scattered, prefix}))},
         {"block_causal", AttentionMask::block_causal(7)},
+        {"causal", AttentionMask::causal()},
+        // The text encoders' mask: right padding (Llama, CLIP), and a scattered one with key 0 valid.
+        {"causal right padding", AttentionMask::causal(mask_tensor({first_valid(prefix), first_valid(prefix)}))},
+        {"causal scattered keys", AttentionMask::causal(mask_tensor({first_valid(prefix), first_valid(scattered)}))},
     };
 }
 
@@ -207,6 +218,11 @@ TEST_CASE("attention mask: runs cover the queries and agree with the rule") {
                                              {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0}}))},
         {"block_causal 4", AttentionMask::block_causal(4)},
         {"block_causal 20", AttentionMask::block_causal(20)},
+        {"causal", AttentionMask::causal()},
+        {"causal with a key mask",
+         AttentionMask::causal(mask_tensor({{1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0},
+                                            {1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1},
+                                            {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}}))},
     };
     for (const NamedMask& named : masks) {
         const AttentionMask& mask = named.mask;
@@ -226,7 +242,7 @@ TEST_CASE("attention mask: runs cover the queries and agree with the rule") {
                 for (std::int64_t i = run.begin; i < run.end; ++i)
                     for (std::int64_t j = 0; j < S; ++j) {
                         const bool in_run = run.keys.begin <= j && j < run.keys.end &&
-                                            (!run.filtered || mask.key_filter(b)[j] != 0);
+                                            (!run.filtered || mask.key_filter(b)[j] != 0) && (!run.causal || j <= i);
                         CAPTURE(i);
                         CAPTURE(j);
                         CHECK(mask.allows(b, i, j) == in_run);
@@ -339,12 +355,48 @@ TEST_CASE("flash attention matches the explicit-matrix reference") {
         }
 }
 
+TEST_CASE("flash attention: grouped-query heads read their key/value head") {
+    // Llama 3's 32 query heads over 8 key/value heads, scaled down: 6 over 2 (and 6 over 1, 3, 6).
+    // The reference repeats each key/value head H / H_kv times, as transformers' repeat_kv does.
+    Settings restore;
+    const std::int64_t B = 2, S = 150, H = 6, D = 16;
+    const Tensor q = random_normal({B, S, H, D}, 11);
+    std::vector<int> prefix(S);
+    for (std::int64_t j = 0; j < S; ++j) prefix[static_cast<std::size_t>(j)] = j < 100;
+    const AttentionMask mask = AttentionMask::causal(mask_tensor({prefix, std::vector<int>(S, 1)}));
+    for (std::int64_t Hkv : {1, 2, 3, 6}) {
+        const Tensor k = random_normal({B, S, Hkv, D}, 12), v = random_normal({B, S, Hkv, D}, 13);
+        Tensor k_rep = Tensor::empty({B, S, H, D}), v_rep = Tensor::empty({B, S, H, D});
+        for (std::int64_t h = 0; h < H; ++h) {
+            cpu_detail::assign(k_rep.select(2, h), k.select(2, h / (H / Hkv)));
+            cpu_detail::assign(v_rep.select(2, h), v.select(2, h / (H / Hkv)));
+        }
+        const Tensor expected = cpu_detail::attention_naive(q, k_rep, v_rep, mask, 0.25f);
+        CHECK(tolerance_ratio(cpu_detail::attention_naive(q, k, v, mask, 0.25f), expected, 1e-7, 1e-6) <= 1.0);
+        for (AttentionKernel kernel : supported_kernels()) {
+            cpu_detail::set_attention_kernel(kernel);
+            CAPTURE(Hkv);
+            CAPTURE(kernel_name(kernel));
+            CHECK(tolerance_ratio(cpu_detail::attention(q, k, v, mask, 0.25f), expected, 2e-6, 2e-5) <= 1.0);
+        }
+    }
+    // 4 key/value heads do not divide 6 query heads.
+    CHECK_THROWS_AS(cpu_detail::attention(q, random_normal({B, S, 4, D}, 1), random_normal({B, S, 4, D}, 2), mask, 0.25f),
+                    Error);
+}
+
+TEST_CASE("attention mask: causal with a masked first key is refused") {
+    CHECK_THROWS_WITH_AS(AttentionMask::causal(mask_tensor({{1, 1, 0}, {0, 1, 1}})),
+                         doctest::Contains("key 0 of sample 1 is masked"), Error);
+    CHECK_THROWS_AS(AttentionMask::causal(mask_tensor({{1, 2, 0}})), Error);
+}
+
 TEST_CASE("flash attention keeps its precision when the softmax is sharp") {
     // Scale 1 instead of 1/√D: scores spread over ±40, the running maximum moves between key tiles
     // and most probabilities underflow, which exercises the rescaling of the partial sums.
     Settings restore;
     const Qkv t = fused_qkv(1, 300, 2, 64, 7);
-    for (const auto& mask : {AttentionMask::full(), AttentionMask::block_causal(50)}) {
+    for (const auto& mask : {AttentionMask::full(), AttentionMask::block_causal(50), AttentionMask::causal()}) {
         const Tensor expected = cpu_detail::attention_naive(t.q, t.k, t.v, mask, 1.0f);
         for (AttentionKernel kernel : supported_kernels()) {
             cpu_detail::set_attention_kernel(kernel);

@@ -15,6 +15,10 @@
 //                      any other keeps a per-key filter, the one case that is not a pure key range.
 //   block_causal(n)    the VAE mid-block's frame-causal mask: key j is allowed for query i iff
 //                      j < (floor(i/n) + 1)·n, i.e. a frame sees itself and all earlier frames.
+//   causal(mask)       the text encoders' decoder mask (Llama, CLIP text): query i may attend key j iff
+//                      j <= i and, when a 0/1 key mask [B, S] is given, mask[b, j] = 1 (the padding
+//                      mask transformers combines with the causal one). Padded queries still attend
+//                      the valid keys before them, as in transformers, so their rows stay defined.
 //
 // A kernel asks for runs(): consecutive queries that share one key range, so it can tile each run
 // and never visit a key tile that is masked out for all its queries. allows() states the rule
@@ -45,10 +49,12 @@ struct QueryRun {
     std::int64_t end = 0;
     KeyRange keys;
     bool filtered = false;
+    // Query i of the run attends only keys j <= i (on top of `keys` and the filter).
+    bool causal = false;
 };
 
 struct AttentionMask {
-    enum class Kind : std::uint8_t { full, segments, refiner, block_causal };
+    enum class Kind : std::uint8_t { full, segments, refiner, block_causal, causal };
 
     static AttentionMask full() { return AttentionMask(Kind::full); }
 
@@ -108,6 +114,36 @@ struct AttentionMask {
         return m;
     }
 
+    static AttentionMask causal() { return AttentionMask(Kind::causal); }
+
+    // key_mask [B, S] of 0/1 values in any dtype (1 = a key that may be attended), on the host. Key 0
+    // of every sample must be valid: query 0 could attend nothing otherwise (transformers would give
+    // it a row of NaN or of uniform weights, depending on its attention implementation).
+    static AttentionMask causal(const Tensor& key_mask) {
+        HYVIDEO_CHECK(key_mask.defined() && key_mask.device() == Device::cpu,
+                      "AttentionMask::causal: the key mask must be a host tensor");
+        HYVIDEO_CHECK(key_mask.dim() == 2, "AttentionMask::causal: the key mask must be [B, S], got ",
+                      shape_str(key_mask.shape()));
+        AttentionMask m(Kind::causal);
+        m.mask_batch_ = key_mask.size(0);
+        m.mask_seq_ = key_mask.size(1);
+        const std::vector<float> values = key_mask.to_vector();
+        m.key_filter_.resize(values.size());
+        for (std::size_t i = 0; i < values.size(); ++i) {
+            HYVIDEO_CHECK(values[i] == 0.0f || values[i] == 1.0f, "AttentionMask::causal: key_mask[",
+                          static_cast<std::int64_t>(i) / m.mask_seq_, ", ", static_cast<std::int64_t>(i) % m.mask_seq_,
+                          "] = ", values[i], ", expected 0 or 1");
+            m.key_filter_[i] = values[i] != 0.0f;
+        }
+        for (std::int64_t b = 0; b < m.mask_batch_ && m.mask_seq_ > 0; ++b)
+            HYVIDEO_CHECK(m.key_filter_[static_cast<std::size_t>(b * m.mask_seq_)], "AttentionMask::causal: key 0 of sample ",
+                          b, " is masked, so its first query would attend no key");
+        // An all-ones mask is plain causal attention: the kernels then skip the per-key test.
+        if (std::all_of(m.key_filter_.begin(), m.key_filter_.end(), [](std::uint8_t v) { return v != 0; }))
+            m.key_filter_.clear();
+        return m;
+    }
+
     Kind kind() const { return kind_; }
     // Per-sample lengths of segments() and of a prefix refiner(); empty otherwise.
     const std::vector<std::int64_t>& valid_len() const { return valid_len_; }
@@ -122,8 +158,9 @@ struct AttentionMask {
     // Throws unless the mask describes attention over `batch` samples of `seq` tokens.
     void check(std::int64_t batch, std::int64_t seq) const {
         if (kind_ == Kind::full || kind_ == Kind::block_causal) return;
+        if (kind_ == Kind::causal && !has_key_filter()) return;
         if (has_key_filter()) {
-            HYVIDEO_CHECK(batch == mask_batch_ && seq == mask_seq_, "attention: the refiner mask is [", mask_batch_,
+            HYVIDEO_CHECK(batch == mask_batch_ && seq == mask_seq_, "attention: the ", kind_name(), " mask is [", mask_batch_,
                           ", ", mask_seq_, "], the attention is over [", batch, ", ", seq, "] (batch, tokens)");
             return;
         }
@@ -150,6 +187,7 @@ struct AttentionMask {
                 return i < n && j < n;
             }
             case Kind::block_causal: return j < (i / block_ + 1) * block_;
+            case Kind::causal: return j <= i && (!has_key_filter() || key_filter_[static_cast<std::size_t>(b * mask_seq_ + j)]);
         }
         return false;
     }
@@ -159,11 +197,12 @@ struct AttentionMask {
     // query may attend something (itself, or key 0), which is what keeps softmax rows finite.
     std::vector<QueryRun> runs(std::int64_t b, std::int64_t seq) const {
         std::vector<QueryRun> out;
-        auto add = [&](std::int64_t q0, std::int64_t q1, std::int64_t k0, std::int64_t k1, bool filtered) {
+        auto add = [&](std::int64_t q0, std::int64_t q1, std::int64_t k0, std::int64_t k1, bool filtered,
+                       bool causal = false) {
             if (q0 >= q1) return;
             HYVIDEO_CHECK(k0 < k1, "attention mask: queries [", q0, ", ", q1, ") of sample ", b,
                           " would attend no key");
-            out.push_back({q0, q1, {k0, k1}, filtered});
+            out.push_back({q0, q1, {k0, k1}, filtered, causal});
         };
         switch (kind_) {
             case Kind::full: add(0, seq, 0, seq, false); break;
@@ -188,6 +227,8 @@ struct AttentionMask {
                     add(q0, q1, 0, q1, false);
                 }
                 break;
+            // One run: a kernel trims each block of queries to the keys up to its last query.
+            case Kind::causal: add(0, seq, 0, seq, has_key_filter(), true); break;
         }
         return out;
     }
@@ -198,6 +239,7 @@ struct AttentionMask {
             case Kind::segments: return "segments";
             case Kind::refiner: return "refiner";
             case Kind::block_causal: return "block_causal";
+            case Kind::causal: return "causal";
         }
         return "?";
     }
@@ -233,7 +275,8 @@ private:
     Kind kind_;
     std::vector<std::int64_t> valid_len_;
     std::int64_t block_ = 0;
-    // General refiner only: validity of each token and the keys valid queries may attend, [B, S].
+    // General refiner: validity of each token and the keys valid queries may attend, [B, S]; causal
+    // with a key mask: the keys, [B, S].
     std::int64_t mask_batch_ = 0, mask_seq_ = 0;
     std::vector<std::uint8_t> valid_, key_filter_;
 };

@@ -8,6 +8,7 @@
 #include <concepts>
 
 #include "hyvideo/backend/attention_mask.hpp"
+#include "hyvideo/backend/rope_layout.hpp"
 #include "hyvideo/core/tensor.hpp"
 // VAE
 #include <array>
@@ -34,6 +35,8 @@ concept Backend = requires(const Tensor& t, const Shape& s, float f, std::int64_
     // elementwise
     { B::silu(t) } -> std::same_as<Tensor>;
     { B::gelu_tanh(t) } -> std::same_as<Tensor>;
+    { B::gelu(t) } -> std::same_as<Tensor>;        // exact (erf) GELU
+    { B::quick_gelu(t) } -> std::same_as<Tensor>;  // x·sigmoid(1.702x), CLIP's
     { B::add(t, t) } -> std::same_as<Tensor>;
     { B::sub(t, t) } -> std::same_as<Tensor>;
     { B::mul(t, t) } -> std::same_as<Tensor>;
@@ -46,9 +49,14 @@ concept Backend = requires(const Tensor& t, const Shape& s, float f, std::int64_
     // reductions and attention
     { B::masked_mean(t, t) } -> std::same_as<Tensor>;
     { B::sample_std(t) } -> std::same_as<std::vector<double>>;  // unbiased, per sample, on the host
-    { B::attention(t, t, t, m, f) } -> std::same_as<Tensor>;  // q, k, v [B, S, H, D] -> [B, S, H, D]
+    // q [B, S, H, D], k and v [B, S, H_kv, D] with H a multiple of H_kv (grouped-query: query head h
+    // reads key/value head h / (H / H_kv)) -> [B, S, H, D]
+    { B::attention(t, t, t, m, f) } -> std::same_as<Tensor>;
     // positional and time embeddings
-    { B::apply_rope(t, t, t) } -> std::same_as<Tensor>;
+    // x [B, S, H, D]; cos, sin [S, D] or [B, S, D]
+    { B::apply_rope(t, t, t, RopeLayout::interleaved) } -> std::same_as<Tensor>;
+    // table [V, D] of any float dtype, ids int64 on the host (negative: a zero row) -> f32 [..., D]
+    { B::embedding(t, t) } -> std::same_as<Tensor>;
     { B::timestep_embedding(t, n, f) } -> std::same_as<Tensor>;
     // VAE
     { B::conv3d(t, t, t, Conv3dSpec{}, Conv3dFusion{}) } -> std::same_as<Tensor>;  // x [N, C, T, H, W], weight, bias

@@ -15,4 +15,16 @@ struct GeluTanh {
     static Tensor apply(const Tensor& x) { return B::gelu_tanh(x); }
 };
 
+// transformers' quick_gelu, x·sigmoid(1.702x): CLIP's hidden_act.
+struct QuickGELU {
+    template <Backend B>
+    static Tensor apply(const Tensor& x) { return B::quick_gelu(x); }
+};
+
+// nn.GELU() with erf: the llava projector's activation.
+struct GELU {
+    template <Backend B>
+    static Tensor apply(const Tensor& x) { return B::gelu(x); }
+};
+
 }  // namespace hyvideo

@@ -130,6 +130,7 @@ struct Problem {
     std::int64_t q_stride[3], k_stride[3], v_stride[3];  // batch, token, head (the head dim is unit-stride)
     float* out;                                          // [B, S, H, D], contiguous
     std::int64_t seq, heads, head_dim;
+    std::int64_t kv_group;  // query heads per key/value head (grouped-query attention; 1 otherwise)
     float log2_scale;  // scale·log2(e): scores are computed in base 2
 };
 
@@ -299,10 +300,13 @@ HYVIDEO_ATTENTION_INLINE float exp2_nonpositive(float x) {
 // Folds a key tile's scores s_t (keys × 64, base 2) into the running softmax state of a query
 // tile, leaves the tile's probabilities 2^(s - new max) in s_t and the factor that rescales the
 // earlier partial output in `rescale`. `allowed` (null: all keys) marks the keys a filtered run may
-// attend; the others get probability 0. Every loop runs down the keys with the 64 queries as lanes,
-// so each query's sum is accumulated in key order whatever the vector width.
+// attend; the others get probability 0. `first_lane(j)` is the first query lane that may attend key
+// j of the tile: 0 without a causal mask, the diagonal's lane on a causal tile that straddles it; the
+// lanes before it get probability 0. Every loop runs down the keys with the 64 queries as lanes, so
+// each query's sum is accumulated in key order whatever the vector width.
+template <class FirstLane>
 HYVIDEO_ATTENTION_INLINE void softmax_step(float* s_t, std::int64_t keys, const std::uint8_t* allowed, QueryTile& t,
-                                           float* rescale) {
+                                           float* rescale, FirstLane first_lane) {
     // The running state is copied into local arrays: through the workspace pointers the compiler
     // would have to assume that it aliases the scores, and would not vectorise.
     constexpr std::int64_t Q = kQueryTile;
@@ -311,7 +315,7 @@ HYVIDEO_ATTENTION_INLINE void softmax_step(float* s_t, std::int64_t keys, const 
     for (std::int64_t j = 0; j < keys; ++j) {
         if (allowed && !allowed[j]) continue;
         const float* s = s_t + j * Q;
-        for (std::int64_t i = 0; i < Q; ++i) new_max[i] = s[i] > new_max[i] ? s[i] : new_max[i];
+        for (std::int64_t i = first_lane(j); i < Q; ++i) new_max[i] = s[i] > new_max[i] ? s[i] : new_max[i];
     }
     for (std::int64_t j = 0; j < keys; ++j) {
         float* s = s_t + j * Q;
@@ -319,7 +323,9 @@ HYVIDEO_ATTENTION_INLINE void softmax_step(float* s_t, std::int64_t keys, const 
             std::fill_n(s, Q, 0.0f);
             continue;
         }
-        for (std::int64_t i = 0; i < Q; ++i) {
+        const std::int64_t lane0 = first_lane(j);
+        std::fill_n(s, lane0, 0.0f);
+        for (std::int64_t i = lane0; i < Q; ++i) {
             const float p = exp2_nonpositive(s[i] - new_max[i]);
             s[i] = p;
             tile_sum[i] += p;
@@ -347,8 +353,9 @@ HYVIDEO_ATTENTION_INLINE void run_job(const Problem& p, const Job& job, Workspac
     constexpr std::int64_t Q = kQueryTile;
     const std::int64_t D = p.head_dim;
     const float* q = p.q + job.batch * p.q_stride[0] + job.head * p.q_stride[2];
-    const float* k = p.k + job.batch * p.k_stride[0] + job.head * p.k_stride[2];
-    const float* v = p.v + job.batch * p.v_stride[0] + job.head * p.v_stride[2];
+    const std::int64_t kv_head = job.head / p.kv_group;
+    const float* k = p.k + job.batch * p.k_stride[0] + kv_head * p.k_stride[2];
+    const float* v = p.v + job.batch * p.v_stride[0] + kv_head * p.v_stride[2];
     const std::int64_t q_row = p.q_stride[1], k_row = p.k_stride[1], v_row = p.v_stride[1];
     const std::int64_t q_begin = job.queries.begin, q_end = job.queries.end;
     const std::int64_t n_tiles = (q_end - q_begin + Q - 1) / Q;
@@ -378,9 +385,17 @@ HYVIDEO_ATTENTION_INLINE void run_job(const Problem& p, const Job& job, Workspac
         }
         for (std::int64_t t = 0; t < n_tiles; ++t) {
             QueryTile& tile = w.tiles[t];
+            const std::int64_t q0 = q_begin + t * Q;
+            // Causal: a key tile past the tile's last query is skipped, one before its first query
+            // is attended whole, and one across the diagonal masks key j0 + j for lanes below j0 + j - q0.
+            if (job.queries.causal && j0 > q0 + Q - 1) continue;
             // Sᵀ = K·Qᵀ: A(j, d) = K[j][d].
             panel_product<typename Isa::scores, false>(nk, w.k_tile, D, 1, tile.q_t, D, w.s_t);
-            softmax_step(w.s_t, nk, allowed, tile, w.rescale);
+            if (job.queries.causal && j0 + nk - 1 > q0)
+                softmax_step(w.s_t, nk, allowed, tile, w.rescale,
+                             [&](std::int64_t j) { return std::clamp<std::int64_t>(j0 + j - q0, 0, Q); });
+            else
+                softmax_step(w.s_t, nk, allowed, tile, w.rescale, [](std::int64_t) { return std::int64_t{0}; });
             rescale_rows(tile.o_t, D, w.rescale);
             // Oᵀ += Vᵀ·Pᵀ: A(d, j) = V[j][d].
             panel_product<typename Isa::output, true>(D, w.v_tile, 1, D, w.s_t, nk, tile.o_t);
@@ -442,6 +457,7 @@ inline JobFunction job_function(AttentionKernel kernel) {
 
 struct Dims {
     std::int64_t batch, seq, heads, head_dim;
+    std::int64_t kv_group = 1;
 };
 
 inline Dims check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
@@ -450,9 +466,13 @@ inline Dims check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, cons
     require_f32(k, what);
     require_f32(v, what);
     HYVIDEO_CHECK(q.dim() == 4, what, ": q must be [B, S, H, D], got ", shape_str(q.shape()));
-    HYVIDEO_CHECK(k.shape() == q.shape() && v.shape() == q.shape(), what, ": q, k, v must have the same shape, got ",
+    // k and v may have fewer heads than q (grouped-query attention): query head h reads key/value
+    // head h / (H / H_kv), as transformers' repeat_kv lays them out.
+    HYVIDEO_CHECK(k.shape() == v.shape() && k.dim() == 4 && k.size(0) == q.size(0) && k.size(1) == q.size(1) &&
+                      k.size(3) == q.size(3) && k.size(2) >= 1 && q.size(2) % k.size(2) == 0,
+                  what, ": q, k, v must be [B, S, H, D] with k and v alike and H a multiple of theirs, got ",
                   shape_str(q.shape()), ", ", shape_str(k.shape()), ", ", shape_str(v.shape()));
-    const Dims dims{q.size(0), q.size(1), q.size(2), q.size(3)};
+    const Dims dims{q.size(0), q.size(1), q.size(2), q.size(3), q.size(2) / k.size(2)};
     HYVIDEO_CHECK(dims.head_dim >= 1, what, ": empty head dimension in ", shape_str(q.shape()));
     mask.check(dims.batch, dims.seq);
     return dims;
@@ -474,6 +494,7 @@ inline std::vector<Job> make_jobs(const AttentionMask& mask, const Dims& dims) {
                     QueryRun queries = run;
                     queries.begin = q0;
                     queries.end = std::min(run.end, q0 + kTilesPerJob * kQueryTile);
+                    if (run.causal) queries.keys.end = std::min(queries.keys.end, queries.end);
                     jobs.push_back({b, h, queries, run.filtered ? mask.key_filter(b) : nullptr});
                 }
     }
@@ -486,8 +507,8 @@ inline std::vector<Job> make_jobs(const AttentionMask& mask, const Dims& dims) {
 
 // ---- entry points --------------------------------------------------------------------------------------
 
-// Flash attention. q, k, v: [B, S, H, D] f32 views with any strides (a copy is made only of a view
-// that is strided along D); returns [B, S, H, D] contiguous. `scale` multiplies q·kᵀ (1/√D in the
+// Flash attention. q [B, S, H, D], k and v [B, S, H_kv, D] with H a multiple of H_kv: f32 views with
+// any strides (a copy is made only of a view that is strided along D); returns [B, S, H, D] contiguous. `scale` multiplies q·kᵀ (1/√D in the
 // DiT). Parallel over (sample, head, block of 256 queries); each block is computed whole by one
 // thread, so the result is bitwise the same for every thread count.
 inline Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const AttentionMask& mask,
@@ -508,6 +529,7 @@ inline Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_
                           dims.seq,
                           dims.heads,
                           dims.head_dim,
+                          dims.kv_group,
                           static_cast<float>(scale * 1.4426950408889634)};
     const std::vector<Job> jobs = make_jobs(mask, dims);
     const JobFunction run = job_function(attention_kernel());
@@ -547,7 +569,8 @@ inline Tensor attention_naive(const Tensor& q, const Tensor& k, const Tensor& v,
         for (std::int64_t i = 0; i < S; ++i)
             for (std::int64_t j = 0; j < S; ++j) {
                 double dot = 0.0;
-                for (std::int64_t d = 0; d < D; ++d) dot += at(q, pq, b, i, h, d) * at(k, pk, b, j, h, d);
+                for (std::int64_t d = 0; d < D; ++d)
+                    dot += at(q, pq, b, i, h, d) * at(k, pk, b, j, h / dims.kv_group, d);
                 scores[static_cast<std::size_t>(i * S + j)] =
                     mask.allows(b, i, j) ? dot * scale : -std::numeric_limits<double>::infinity();
             }
@@ -562,7 +585,8 @@ inline Tensor attention_naive(const Tensor& q, const Tensor& k, const Tensor& v,
             for (std::int64_t j = 0; j < S; ++j) {
                 const double p = std::exp(row[j] - top);  // exactly 0 for masked keys
                 sum += p;
-                for (std::int64_t d = 0; d < D; ++d) acc[static_cast<std::size_t>(d)] += p * at(v, pv, b, j, h, d);
+                for (std::int64_t d = 0; d < D; ++d)
+                    acc[static_cast<std::size_t>(d)] += p * at(v, pv, b, j, h / dims.kv_group, d);
             }
             float* o = po + ((b * S + i) * H + h) * D;
             for (std::int64_t d = 0; d < D; ++d) o[d] = static_cast<float>(acc[static_cast<std::size_t>(d)] / sum);

@@ -5,6 +5,7 @@
 
 #include "hyvideo/backend/backend.hpp"
 #include "hyvideo/backend/cpu/elementwise.hpp"
+#include "hyvideo/backend/cpu/embedding.hpp"
 #include "hyvideo/backend/cpu/linear.hpp"
 #include "hyvideo/backend/cpu/modulate.hpp"
 #include "hyvideo/backend/cpu/norm.hpp"
@@ -46,6 +47,8 @@ struct cpu {
 
     static Tensor silu(const Tensor& x) { return cpu_detail::silu(x); }
     static Tensor gelu_tanh(const Tensor& x) { return cpu_detail::gelu_tanh(x); }
+    static Tensor gelu(const Tensor& x) { return cpu_detail::gelu_erf(x); }
+    static Tensor quick_gelu(const Tensor& x) { return cpu_detail::quick_gelu(x); }
     static Tensor add(const Tensor& a, const Tensor& b) { return cpu_detail::add(a, b); }
     static Tensor sub(const Tensor& a, const Tensor& b) { return cpu_detail::sub(a, b); }
     static Tensor mul(const Tensor& a, const Tensor& b) { return cpu_detail::mul(a, b); }
@@ -61,9 +64,11 @@ struct cpu {
     static Tensor gated_add(const Tensor& x, const Tensor& y, const Tensor& gate) {
         return cpu_detail::gated_add(x, y, gate);
     }
-    static Tensor apply_rope(const Tensor& x, const Tensor& cos, const Tensor& sin) {
-        return cpu_detail::apply_rope(x, cos, sin);
+    static Tensor apply_rope(const Tensor& x, const Tensor& cos, const Tensor& sin,
+                             RopeLayout layout = RopeLayout::interleaved) {
+        return cpu_detail::apply_rope(x, cos, sin, layout);
     }
+    static Tensor embedding(const Tensor& table, const Tensor& ids) { return cpu_detail::embedding(table, ids); }
     static Tensor masked_mean(const Tensor& x, const Tensor& w) { return cpu_detail::masked_mean(x, w); }
     static std::vector<double> sample_std(const Tensor& x) { return cpu_detail::sample_std(x); }
     static Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask, float scale) {

@@ -1,6 +1,7 @@
 #pragma once
-// Unary maps beyond the activations of elementwise.hpp, for the VAE's latent distribution: clamp
-// (the log-variance's [−30, 20]) and exp (its standard deviation).
+// Unary maps beyond the activations of elementwise.hpp: clamp and exp for the VAE's latent
+// distribution (the log-variance's [−30, 20], its standard deviation), and the text encoders'
+// activations, CLIP's quick_gelu and llava's projector GELU.
 #include <algorithm>
 #include <cmath>
 
@@ -16,6 +17,16 @@ inline Tensor clamp(const Tensor& x, float lo, float hi) {
 
 inline Tensor exp(const Tensor& x) {
     return map_unary(x, "exp", [](float v) { return std::exp(v); });
+}
+
+// transformers' QuickGELUActivation: x·sigmoid(1.702·x), written as PyTorch evaluates it.
+inline Tensor quick_gelu(const Tensor& x) {
+    return map_unary(x, "quick_gelu", [](float v) { return v * (1.0f / (1.0f + std::exp(-1.702f * v))); });
+}
+
+// nn.GELU() without approximation: x·Φ(x) = 0.5·x·(1 + erf(x/√2)).
+inline Tensor gelu_erf(const Tensor& x) {
+    return map_unary(x, "gelu", [](float v) { return 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f)); });
 }
 
 }  // namespace hyvideo::cpu_detail
