@@ -12,6 +12,7 @@
 #include "hyvideo/golden/cases/rope3d.hpp"
 #include "hyvideo/golden/cases/scheduler.hpp"
 #include "hyvideo/golden/cases/small_layers.hpp"
+#include "hyvideo/golden/cases/text_encoders.hpp"
 #include "hyvideo/golden/cases/timestep_embedder.hpp"
 #include "hyvideo/golden/cases/transformer.hpp"
 #include "hyvideo/golden/cases/vae.hpp"
@@ -37,6 +38,9 @@ const std::map<std::string, CaseFn>& case_registry() {
         {"pipeline_tiny", run_pipeline_tiny<B>},
         {"i2v_token_replace", run_i2v<B>},
         {"i2v_latent_concat", run_i2v<B>},
+        {"text_llm", run_text_llm<B>},
+        {"text_clip", run_text_clip<B>},
+        {"text_llava_i2v", run_text_llava_i2v<B>},
     };
     return registry;
 }
@@ -46,7 +50,8 @@ inline const std::vector<std::string>& known_cases() {
     static const std::vector<std::string> cases = {
         "rope3d",       "timestep_embedder", "small_layers",     "token_refiner",     "double_block",
         "single_block", "transformer_tiny",  "scheduler",        "vae_blocks",        "vae_tiny",
-        "vae_tiled",    "pipeline_tiny",     "i2v_token_replace", "i2v_latent_concat",
+        "vae_tiled",    "pipeline_tiny",     "i2v_token_replace", "i2v_latent_concat", "text_llm",
+        "text_clip",    "text_llava_i2v",
     };
     return cases;
 }

@@ -159,13 +159,16 @@ public:
         HYVIDEO_CHECK(max_length >= 2, "ClipTokenizer: max_length ", max_length, " leaves no room for BOS and EOS");
         std::vector<TokenId> body;
         encode_ids(text, body);
-        if (body.size() > max_length - 2) body.resize(max_length - 2);
+        const std::size_t cut = body.size() > max_length - 2 ? body.size() - (max_length - 2) : 0;
+        body.resize(body.size() - cut);
         std::vector<std::int64_t> ids;
         ids.reserve(max_length);
         ids.push_back(bos_id_);
         ids.insert(ids.end(), body.begin(), body.end());
         ids.push_back(eos_id_);
-        return pad_right(std::move(ids), max_length, pad_id_);
+        TokenizedText t = pad_right(std::move(ids), max_length, pad_id_);
+        t.truncated = cut;
+        return t;
     }
 
     std::int64_t bos_id() const { return bos_id_; }

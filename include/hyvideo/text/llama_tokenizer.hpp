@@ -155,8 +155,11 @@ public:
         HYVIDEO_CHECK(max_length >= 1, "LlamaTokenizer: max_length must be at least 1");
         HYVIDEO_CHECK(pad_id_ >= 0, file_label("tokenizer.json", path_), ": has no <pad> token to pad with");
         std::vector<std::int64_t> ids = encode(text);
-        if (ids.size() > max_length) ids.resize(max_length);
-        return pad_right(std::move(ids), max_length, pad_id_);
+        const std::size_t cut = ids.size() > max_length ? ids.size() - max_length : 0;
+        ids.resize(ids.size() - cut);
+        TokenizedText t = pad_right(std::move(ids), max_length, pad_id_);
+        t.truncated = cut;
+        return t;
     }
 
     // The prompt through a HunyuanVideo template at that template's max_length (text_len + crop_start of

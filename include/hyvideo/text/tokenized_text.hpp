@@ -14,6 +14,7 @@ namespace hyvideo::text {
 struct TokenizedText {
     std::vector<std::int64_t> input_ids;
     std::vector<std::int64_t> attention_mask;  // 1 for real tokens, 0 for padding
+    std::size_t truncated = 0;                 // tokens cut off to fit max_length (the official code drops them too)
 };
 
 // ids (already truncated to at most max_length) padded on the right with pad_id.
