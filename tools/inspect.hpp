@@ -13,6 +13,10 @@
 //   --verify   read everything: the CRC-32 of every .pt entry, and every tensor (counting non-finite values)
 //   --json     the same facts as one JSON document (an array, one entry per model)
 //
+// Text encoders (the Llama LLM, CLIP-L text, the I2V llava; text_encoder/encoder_files.hpp) are
+// recognised by their names and described the same way: kind, layout, config (read or inferred),
+// dtypes and parameter count; opening one checks every shape against its config.
+//
 // Exit status 0 when every argument holds at least one model and none has missing, unexpected or
 // unreadable tensors; 1 otherwise.
 #include <algorithm>
@@ -33,6 +37,7 @@
 #include "hyvideo/io/checkpoint.hpp"
 #include "hyvideo/models/hunyuan_video.hpp"
 #include "hyvideo/nn/module.hpp"
+#include "hyvideo/text_encoder/encoder_files.hpp"
 #include "hyvideo/vae/autoencoder_kl_causal_3d.hpp"
 
 namespace hyvideo::cli {
@@ -333,6 +338,142 @@ inline void print_model(const nlohmann::json& r) {
         }
 }
 
+// ---- text encoders ----------------------------------------------------------------------------------------
+
+inline std::string_view text_encoder_kind_key(TextEncoderKind k) {
+    switch (k) {
+        case TextEncoderKind::llama: return "llama";
+        case TextEncoderKind::clip_text: return "clip_text";
+        case TextEncoderKind::llava: return "llava";
+    }
+    return "?";
+}
+
+// The same facts as inspect_model, for a text encoder's files.
+inline nlohmann::json inspect_text_encoder(const std::string& file, const InspectArgs& opt) {
+    using nlohmann::json;
+    const TextEncoderFiles te = open_text_encoder(file);
+    const TextEncoderWeights& w = *te.weights;
+    json r;
+    r["file"] = file;
+    r["model"] = "text encoder";
+    r["kind"] = std::string(text_encoder_kind_key(te.kind));
+    r["kind_name"] = std::string(text_encoder_kind_name(te.kind));
+    r["layout"] = te.layout;
+    json files = json::array();
+    for (const auto& f : te.files) files.push_back(f.string());
+    r["files"] = files;
+    r["index"] = te.index ? json(te.index->string()) : json(nullptr);
+    r["folder"] = te.folder.string();
+
+    std::map<std::string, int> dtypes;
+    std::uint64_t params = 0, stored_bytes = 0;
+    std::int64_t scaled = 0;
+    for (const auto& name : w.names()) {
+        const Shape s = w.shape(name);
+        const DType t = w.stored_dtype(name);
+        ++dtypes[std::string(dtype_name(t)) + (w.fp8_scaled(name) ? " (scaled)" : "")];
+        params += static_cast<std::uint64_t>(shape_numel(s));
+        stored_bytes += static_cast<std::uint64_t>(shape_numel(s)) * dtype_size(t);
+        scaled += w.fp8_scaled(name);
+    }
+    r["tensors"] = w.names().size();
+    r["dtypes"] = dtypes;
+    r["parameters"] = params;
+    r["stored_bytes"] = stored_bytes;
+    r["storage_dtype"] = std::string(dtype_name(te.storage_dtype));
+    r["config"] = std::visit([](const auto& c) { return config_to_json(c); }, te.config);
+    r["config_inferred"] = te.config_inferred;
+    r["config_source"] = te.config_file ? te.config_file->string() : std::string("inferred from the weights' shapes");
+    r["config_notes"] = te.config_notes;
+    r["ignored"] = te.ignored;
+    // Opening checked every shape against the config, so nothing is missing or out of place.
+    r["missing"] = json::array();
+    r["unexpected"] = json::array();
+    r["wrong_shape"] = json::array();
+    r["incomplete"] = json::array();
+    r["fp8"] = {{"scaled", scaled}, {"unscaled", te.fp8_unscaled}, {"dequantised_to", std::string(dtype_name(w.fp8_dtype()))}};
+
+    if (opt.list) {
+        json list = json::array();
+        for (const auto& name : w.names()) {
+            json e = {{"name", name}, {"dtype", std::string(dtype_name(w.stored_dtype(name)))}, {"shape", w.shape(name)}};
+            if (w.fp8_scaled(name)) e["fp8_scale"] = w.fp8_scale(name).to_vector();
+            list.push_back(e);
+        }
+        r["list"] = list;
+    }
+    if (opt.verify) {
+        std::uint64_t nonfinite = 0;
+        std::vector<std::string> where;
+        for (const auto& name : w.names()) {
+            const Tensor t = w.get(name);
+            std::uint64_t n = 0;
+            for (float v : t.to_vector()) n += !std::isfinite(v);
+            if (n > 0 && where.size() < 8) where.push_back(name);
+            nonfinite += n;
+        }
+        check_mapped_inputs();
+        r["verify"] = {{"crc", "n/a (safetensors has no checksums)"}, {"nonfinite", nonfinite}, {"nonfinite_in", where}};
+    }
+    return r;
+}
+
+inline void print_text_encoder(const nlohmann::json& r) {
+    const auto line = [](const char* key, const std::string& value) { fmt::print("  {:<11}{}\n", key, value); };
+    const auto i = [](const nlohmann::json& j, const char* k) { return j[k].get<std::int64_t>(); };
+    const auto llama = [&](const nlohmann::json& c) {
+        return fmt::format("Llama hidden {} = {} heads x {} ({} KV heads), {} layers, MLP {}, vocab {}, rms eps {:g}, rope theta {:g}",
+                           i(c, "hidden_size"), i(c, "num_attention_heads"), i(c, "head_dim"), i(c, "num_key_value_heads"),
+                           i(c, "num_hidden_layers"), i(c, "intermediate_size"), i(c, "vocab_size"),
+                           c["rms_norm_eps"].get<double>(), c["rope_theta"].get<double>());
+    };
+    const auto clip = [&](const char* what, const nlohmann::json& c) {
+        return fmt::format("{} hidden {} = {} heads x {}, {} layers, MLP {}", what, i(c, "hidden_size"),
+                           i(c, "num_attention_heads"), i(c, "hidden_size") / std::max<std::int64_t>(i(c, "num_attention_heads"), 1),
+                           i(c, "num_hidden_layers"), i(c, "intermediate_size"));
+    };
+    fmt::print("{}\n", r["file"].get<std::string>());
+    line("model", "HunyuanVideo " + r["kind_name"].get<std::string>());
+    std::string layout = r["layout"].get<std::string>();
+    if (!r["index"].is_null())
+        layout += fmt::format(" ({} shards with {})", r["files"].size(),
+                              std::filesystem::path(r["index"].get<std::string>()).filename().string());
+    line("layout", layout);
+    std::string dt;
+    for (const auto& [k, v] : r["dtypes"].items()) dt += fmt::format("{}{} {}", dt.empty() ? "" : ", ", k, v.get<int>());
+    line("tensors", fmt::format("{} ({})", r["tensors"].get<std::size_t>(), dt));
+    line("parameters", fmt::format("{} ({} stored)", with_commas(r["parameters"].get<std::uint64_t>()),
+                                   human_bytes(r["stored_bytes"].get<std::uint64_t>())));
+    const auto& c = r["config"];
+    const std::string kind = r["kind"].get<std::string>();
+    if (kind == "llama") line("config", llama(c));
+    else if (kind == "clip_text")
+        line("config", clip("CLIP text", c) + fmt::format(", vocab {}, {} positions", i(c, "vocab_size"), i(c, "max_position_embeddings")));
+    else {
+        line("config", llama(c["text_config"]));
+        const auto& v = c["vision_config"];
+        line("", clip("vision: CLIP", v) + fmt::format(", image {} / patch {}", i(v, "image_size"), i(v, "patch_size")));
+    }
+    // An inferred config says so in its first note.
+    if (!r["config_inferred"].get<bool>()) line("", "(from " + r["config_source"].get<std::string>() + ")");
+    for (const auto& n : r["config_notes"]) line("", "(" + n.get<std::string>() + ")");
+    line("ignored", list_or_none(r["ignored"].get<std::vector<std::string>>(), 4));
+    const auto& f8 = r["fp8"];
+    if (f8["scaled"].get<std::int64_t>() > 0 || !f8["unscaled"].empty()) {
+        std::string s = fmt::format("{} scaled float8_e4m3fn weights (ComfyUI scale_weight; dequantised to {})",
+                                    f8["scaled"].get<std::int64_t>(), f8["dequantised_to"].get<std::string>());
+        if (!f8["unscaled"].empty()) s += fmt::format("; {} without a scale (read as stored, scale 1)", f8["unscaled"].size());
+        line("fp8", s);
+    }
+    if (r.contains("verify"))
+        line("verify", fmt::format("{} non-finite values{}", r["verify"]["nonfinite"].get<std::uint64_t>(),
+                                   r["verify"]["nonfinite_in"].empty() ? "" : " in " + r["verify"]["nonfinite_in"].dump()));
+    if (r.contains("list"))
+        for (const auto& e : r["list"])
+            fmt::print("    {:<56} {:<14} {}\n", e["name"].get<std::string>(), e["dtype"].get<std::string>(), e["shape"].dump());
+}
+
 }  // namespace inspect_detail
 
 // Returns the exit status: 0 when every file holds models without missing, unexpected or unreadable tensors.
@@ -342,6 +483,13 @@ inline int run_inspect(const InspectArgs& opt) {
     json all = json::array();
     for (const auto& file : opt.files) {
         try {
+            if (!text_encoders_in(file).empty()) {
+                json r = inspect_detail::inspect_text_encoder(file, opt);
+                ok = inspect_detail::clean(r) && ok;
+                if (!opt.json) inspect_detail::print_text_encoder(r);
+                all.push_back(std::move(r));
+                continue;
+            }
             const auto models = Checkpoint::models(file);
             if (models.empty()) {
                 // Let open() say what was looked for.
