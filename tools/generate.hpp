@@ -33,6 +33,7 @@
 #include "hyvideo/pipelines/video_size.hpp"
 #include "hyvideo/vae/autoencoder_kl_causal_3d.hpp"
 #include "progress.hpp"
+#include "text_encoding.hpp"
 
 namespace hyvideo::cli {
 
@@ -54,6 +55,7 @@ struct GenerateArgs {
     std::string dit, vae, model, dit_config, vae_config, text_embeds, output, frames_dir;
     double fps = 24.0;
     std::string precision = "f32";
+    TextEncoderArgs text;
 };
 
 inline CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
@@ -92,8 +94,9 @@ inline CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
     g->add_option("--dit-config", a.dit_config, "DiT config JSON (official argument names) instead of --model");
     g->add_option("--vae-config", a.vae_config, "VAE config JSON (official config.json keys) instead of the one "
                                                 "the weights determine");
-    g->add_option("--text-embeds", a.text_embeds, "safetensors with text_states, text_mask, text_states_2 "
-                                                  "(+ negative_*); see docs/usage.md");
+    add_text_encoder_options(g, a.text);
+    g->add_option("--text-embeds", a.text_embeds, "instead of --prompt: safetensors with text_states, text_mask, "
+                                                  "text_states_2 (+ negative_*), as encode-text writes; see docs/usage.md");
     g->add_option("-o,--output", a.output, "output MP4 path");
     g->add_option("--fps", a.fps, "frame rate of the MP4, in (0, 1000]")->capture_default_str();
     g->add_option("--frames-dir", a.frames_dir, "also write every frame as PNG into this directory");
@@ -217,8 +220,17 @@ inline int run_generate(const GenerateArgs& a) {
     using B = cpu;
     const bool builtin = a.dit.empty() && a.vae.empty();
     HYVIDEO_CHECK(a.dit.empty() == a.vae.empty(), "give both --dit and --vae, or neither for the built-in model");
-    HYVIDEO_CHECK(builtin || !a.text_embeds.empty(),
-                  "real weights need --text-embeds (the text encoders' outputs; see docs/usage.md)");
+    const bool prompt = a.text.uses_encoders();
+    HYVIDEO_CHECK(!(prompt && !a.text_embeds.empty()), "give --prompt or --text-embeds, not both");
+    HYVIDEO_CHECK(builtin || prompt || !a.text_embeds.empty(),
+                  "real weights need --prompt with --text-encoder and --text-encoder-2, or --text-embeds (see docs/usage.md)");
+    HYVIDEO_CHECK(!builtin || (a.text.text_encoder.empty() && a.text.text_encoder_2.empty()),
+                  "--text-encoder and --text-encoder-2 go with --dit and --vae: the built-in model has its own tiny encoders");
+    HYVIDEO_CHECK(builtin || !prompt || (!a.text.text_encoder.empty() && !a.text.text_encoder_2.empty()),
+                  "--prompt with --dit needs --text-encoder and --text-encoder-2 (the released text_encoder and "
+                  "text_encoder_2 folders, or ComfyUI's llava_llama3 and clip_l files)");
+    HYVIDEO_CHECK(prompt || (a.text.text_encoder.empty() && a.text.text_encoder_2.empty() && !a.text.neg_prompt),
+                  "--text-encoder, --text-encoder-2 and --neg-prompt need --prompt");
     generate_detail::check_numbers(a);
     const bool i2v = !a.i2v_image_path.empty();
 
@@ -284,7 +296,9 @@ inline int run_generate(const GenerateArgs& a) {
     }
     // ---- conditioning inputs, checked before the weights are read ------------------------------
     TextEmbedsFile text;
-    if (a.text_embeds.empty()) {
+    if (prompt) {
+        // encoded below, once the outputs are known to be writable
+    } else if (a.text_embeds.empty()) {
         text.prompt = default_prompt_embeds(dit_cfg, 1);
         text.negative = default_prompt_embeds(dit_cfg, 2);
     } else {
@@ -294,8 +308,8 @@ inline int run_generate(const GenerateArgs& a) {
             throw Error(std::string("--text-embeds: ") + e.what());
         }
     }
-    HYVIDEO_CHECK(a.cfg_scale <= 1.0f || text.negative, "--cfg-scale ", a.cfg_scale, " needs negative_text_states, ",
-                  "negative_text_mask and negative_text_states_2 in --text-embeds");
+    HYVIDEO_CHECK(prompt || a.cfg_scale <= 1.0f || text.negative, "--cfg-scale ", a.cfg_scale,
+                  " needs negative_text_states, negative_text_mask and negative_text_states_2 in --text-embeds");
     std::optional<Frames> picture;
     std::optional<Bucket> bucket;
     if (i2v) {
@@ -319,6 +333,14 @@ inline int run_generate(const GenerateArgs& a) {
     const VideoSize out_size = bucket ? VideoSize{bucket->height, bucket->width, size.frames} : size;
     if (!a.frames_dir.empty())
         generate_detail::check_frames_dir(a.frames_dir, generate_detail::decoded_video_bytes(out_size) + 4096.0L * out_size.frames);
+
+    // ---- the prompt through the text encoders, which are released before the DiT is loaded ------
+    if (prompt) {
+        const PromptKind kind = size.frames == 1 && !i2v ? PromptKind::image : PromptKind::video;
+        text = encode_prompts(a.text, builtin ? &dit_cfg : nullptr, i2v, a.i2v_condition_type,
+                              picture ? &*picture : nullptr, kind, a.cfg_scale > 1.0f || a.text.neg_prompt.has_value(),
+                              dit_cfg.text_states_dim, dit_cfg.text_states_dim_2);
+    }
 
     HYVideoDiffusionTransformer<B> dit(dit_cfg);
     AutoencoderKLCausal3D<B> vae(vae_cfg);

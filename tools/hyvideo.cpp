@@ -3,6 +3,8 @@
 //   golden FILE...   reproduce reference fixtures and report each output's error (tokenize.json: the tokenizers)
 //   inspect FILE...  describe checkpoints (layout, model, config, missing tensors)
 //   convert IN OUT   any checkpoint layout to safetensors with official names (bf16/f16/fp8)
+//   encode-text      a prompt through the text encoders into a --text-embeds file
+//   tokenize TEXT... token ids as JSON
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -56,6 +58,10 @@ int main(int argc, char** argv) {
     auto* inspect = hyvideo::cli::add_inspect(app, inspect_args);
     hyvideo::cli::ConvertArgs convert_args;
     auto* convert = hyvideo::cli::add_convert(app, convert_args);
+    hyvideo::cli::EncodeTextArgs encode_text_args;
+    auto* encode_text = hyvideo::cli::add_encode_text(app, encode_text_args);
+    hyvideo::cli::TokenizeArgs tokenize_args;
+    auto* tokenize = hyvideo::cli::add_tokenize(app, tokenize_args);
 
     std::vector<std::string> files;
     auto* golden = app.add_subcommand("golden", "Reproduce golden fixtures; exit 1 unless every output passes");
@@ -97,6 +103,8 @@ int main(int argc, char** argv) {
         if (*generate) return hyvideo::cli::run_generate(gen);
         if (*inspect) return hyvideo::cli::run_inspect(inspect_args);
         if (*convert) return hyvideo::cli::run_convert(convert_args);
+        if (*encode_text) return hyvideo::cli::run_encode_text(encode_text_args);
+        if (*tokenize) return hyvideo::cli::run_tokenize(tokenize_args);
         if (*golden) {
             bool ok = true;
             fmt::print("{:<20} {:<22} {:>12} {:>12}  {}\n", "case", "output", "rel_l2", "max_abs", "result");

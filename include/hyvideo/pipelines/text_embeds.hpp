@@ -1,7 +1,7 @@
 #pragma once
 // The text-embeddings file of `hyvideo generate --text-embeds`: a safetensors file holding what the
-// two text encoders produce for a prompt (and optionally a negative prompt), until the native text
-// encoders exist. docs/usage.md documents the format:
+// two text encoders produce for a prompt (and optionally a negative prompt), so that embeddings can be
+// made once (`hyvideo encode-text`, or another program) and reused. docs/usage.md documents the format:
 //
 //   text_states              F32/BF16/F16 [1, L, text_states_dim]   LLM hidden states (layer −3)
 //   text_mask                I64/BOOL/F32 [1, L]                    1 for valid tokens (a prefix)
@@ -11,6 +11,7 @@
 //   negative_text_states_2
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -111,6 +112,21 @@ inline TextEmbedsFile read_text_embeds(const std::filesystem::path& path, const 
                       "' (expected text_states, text_mask, text_states_2 and optional negative_* ones)");
     }
     return out;
+}
+
+// Writes the file read_text_embeds reads: float32 states, int64 masks; `metadata` (the prompts, the
+// encoders) goes into the header. The file appears only once it is complete (save_safetensors).
+inline void write_text_embeds(const std::filesystem::path& path, const TextEmbedsFile& embeds,
+                              const std::map<std::string, std::string>& metadata = {}) {
+    std::vector<std::pair<std::string, Tensor>> tensors;
+    auto add = [&](const std::string& prefix, const PromptEmbeds& e) {
+        tensors.emplace_back(prefix + "text_states", e.text_states.to(DType::f32).contiguous());
+        tensors.emplace_back(prefix + "text_mask", e.text_mask.to(DType::i64).contiguous());
+        tensors.emplace_back(prefix + "text_states_2", e.text_states_2.to(DType::f32).contiguous());
+    };
+    add("", embeds.prompt);
+    if (embeds.negative) add("negative_", *embeds.negative);
+    save_safetensors(path, tensors, metadata);
 }
 
 }  // namespace hyvideo
