@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> files;
     auto* golden = app.add_subcommand("golden", "Reproduce golden fixtures; exit 1 unless every output passes");
     golden->add_option("files", files, "fixture files (*.safetensors, and text/tokenize.json)")->required();
-    std::string tokenizers = HYVIDEO_TOKENIZERS_DIR;
+    std::string tokenizers = hyvideo::cli::default_tokenizers_dir();
     golden->add_option("--tokenizers", tokenizers, "the tokenizer data for tokenize.json (assets/tokenizers)")
         ->capture_default_str();
 

@@ -23,6 +23,19 @@
 
 namespace hyvideo::cli {
 
+// The tokenizer data: beside an installed command (<prefix>/bin/hyvideo finds
+// <prefix>/share/hyvideo/tokenizers, where `cmake --install` puts it), else the source tree the command
+// was built from, so that a build works in place without an install step.
+inline std::string default_tokenizers_dir() {
+    std::error_code ec;
+    const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        const std::filesystem::path installed = exe.parent_path().parent_path() / "share" / "hyvideo" / "tokenizers";
+        if (std::filesystem::is_directory(installed, ec)) return installed.string();
+    }
+    return HYVIDEO_TOKENIZERS_DIR;
+}
+
 struct TextEncoderArgs {
     std::optional<std::string> prompt, neg_prompt;
     std::string text_encoder, text_encoder_2;
@@ -32,7 +45,7 @@ struct TextEncoderArgs {
     std::int64_t hidden_state_skip_layer = 2;
     bool apply_final_norm = false;
     std::string text_encoder_precision = "f32";
-    std::string tokenizers = HYVIDEO_TOKENIZERS_DIR;
+    std::string tokenizers = default_tokenizers_dir();
 
     bool uses_encoders() const { return prompt.has_value(); }
 };
@@ -201,7 +214,7 @@ struct TokenizeArgs {
     std::vector<std::string> texts;
     std::string prompt_template = "dit-llm-encode-video";
     std::int64_t text_len = 256;
-    std::string tokenizers = HYVIDEO_TOKENIZERS_DIR;
+    std::string tokenizers = default_tokenizers_dir();
 };
 
 inline CLI::App* add_tokenize(CLI::App& app, TokenizeArgs& a) {
