@@ -78,6 +78,15 @@ inline void add_text_encoder_options(CLI::App* g, TextEncoderArgs& t) {
 
 namespace text_detail {
 
+// A built-in template by name; an unknown name is refused naming the flag that gave it.
+inline const text::PromptTemplate& named_template(const std::string& name, const char* flag) {
+    try {
+        return text::prompt_template(name);
+    } catch (const Error& e) {
+        throw Error(std::string(flag) + ": " + e.what());
+    }
+}
+
 // --prompt-template-video as a name, or a JSON file with "template" and "crop_start".
 inline std::optional<PromptFormat> custom_template(const std::string& value) {
     if (value.empty()) return std::nullopt;
@@ -103,7 +112,7 @@ inline std::optional<PromptFormat> custom_template(const std::string& value) {
 inline PromptEncoderOptions prompt_encoder_options(const TextEncoderArgs& t, const std::string& i2v_condition_type) {
     PromptEncoderOptions o;
     o.prompt_template = t.prompt_template;
-    (void)text::prompt_template(o.prompt_template);  // an unknown name is refused now
+    (void)text_detail::named_template(o.prompt_template, "--prompt-template");  // an unknown name is refused now
     o.custom_template_video = text_detail::custom_template(t.prompt_template_video);
     if (!o.custom_template_video) o.prompt_template_video = t.prompt_template_video;
     if (!o.prompt_template_video.empty()) (void)text::prompt_template(o.prompt_template_video);
@@ -233,7 +242,7 @@ inline CLI::App* add_tokenize(CLI::App& app, TokenizeArgs& a) {
 inline int run_tokenize(const TokenizeArgs& a) {
     HYVIDEO_CHECK(a.text_len >= 1 && a.text_len <= 65536, "--text-len ", a.text_len, ": must be in 1..65536");
     const bool bare = a.prompt_template == "none";
-    const text::PromptTemplate* tpl = bare ? nullptr : &text::prompt_template(a.prompt_template);
+    const text::PromptTemplate* tpl = bare ? nullptr : &text_detail::named_template(a.prompt_template, "--prompt-template");
     const std::filesystem::path dir = a.tokenizers;
     const text::LlamaTokenizer llama(dir / "llama3-llava");
     const text::ClipTokenizer clip(dir / "clip-vit-large-patch14");

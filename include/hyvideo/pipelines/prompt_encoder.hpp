@@ -153,6 +153,12 @@ public:
         clip.num_attention_heads = 4;
         e.clip_.emplace(clip);
         init_weights(e.clip_->model, seed + 4);
+        // open() loads weights in the compute dtype; these were made in f32.
+        if (o.matmul != DType::f32) {
+            if (e.llm_) set_matmul_dtype(e.llm_->model, o.matmul);
+            if (e.llava_) set_matmul_dtype(e.llava_->model, o.matmul);
+            set_matmul_dtype(e.clip_->model, o.matmul);
+        }
         e.configure(o);
         return e;
     }
@@ -247,11 +253,6 @@ private:
             const std::int64_t L = llava_->model.config.text_config.num_hidden_layers;
             HYVIDEO_CHECK(o.hidden_state_skip_layer >= 0 && o.hidden_state_skip_layer <= L, "--hidden-state-skip-layer ",
                           o.hidden_state_skip_layer, ": must be in 0..", L, " for a ", L, "-layer LLM");
-        }
-        if (o.matmul != DType::f32) {
-            if (llm_) set_matmul_dtype(llm_->model, o.matmul);
-            if (llava_) set_matmul_dtype(llava_->model, o.matmul);
-            set_matmul_dtype(clip_->model, o.matmul);
         }
     }
 

@@ -56,7 +56,9 @@ struct CLIPTextModel {
         HYVIDEO_CHECK(!attention_mask.defined() || attention_mask.shape() == ids.shape(),
                       "CLIPTextModel: attention_mask ", shape_str(attention_mask.shape()), " for ids ",
                       shape_str(ids.shape()));
-        Tensor h = B::add(B::embedding(token_embedding, ids), position_embedding.slice(0, 0, S));
+        // The position table is a rank-2 parameter, so the bf16 compute mode (loading with matmul bf16,
+        // set_matmul_dtype) stores it in bf16 like the GEMM weights; the sum is taken in f32.
+        Tensor h = B::add(B::embedding(token_embedding, ids), B::to_float(position_embedding.slice(0, 0, S)));
         const AttentionMask mask = attention_mask.defined() ? AttentionMask::causal(attention_mask) : AttentionMask::causal();
         for (const auto& layer : layers) h = layer.forward(h, mask);
         Output out;

@@ -78,7 +78,8 @@ struct CLIPVisionModel {
             parts.push_back(B::to_float(class_embedding).reshape({1, 1, D}));
             parts.push_back(x.slice(0, n, n + 1));
         }
-        return B::add(B::cat(parts, 1).reshape({N, g * g + 1, D}), position_embedding);
+        // In f32 whatever the table's dtype (bf16 in the bf16 compute mode, as every rank-2 parameter).
+        return B::add(B::cat(parts, 1).reshape({N, g * g + 1, D}), B::to_float(position_embedding));
     }
 };
 

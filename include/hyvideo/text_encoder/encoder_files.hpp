@@ -530,8 +530,8 @@ public:
     }
     std::int64_t heads(const std::string& tensor, std::int64_t rows, std::int64_t head_dim, const char* of) const {
         HYVIDEO_CHECK(rows > 0 && rows % head_dim == 0, where_, ": cannot infer the ", of, ": \"", tensor, "\" has ", rows,
-                      " rows, not a multiple of the head size ", head_dim, " assumed without a config.json; give the "
-                      "model's config.json");
+                      " rows, not a multiple of the head size ", head_dim, " assumed without a config.json; put the file "
+                      "in a folder with the model's config.json and give the folder");
         return rows / head_dim;
     }
     const std::string& where() const { return where_; }
