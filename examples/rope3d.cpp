@@ -7,7 +7,7 @@
 #include <cstdio>
 
 #include "hyvideo/backend/cpu/cpu.hpp"
-#include "hyvideo/nn/rope3d.hpp"
+#include "hyvideo/nn/positional_embedding.hpp"
 
 using namespace hyvideo;
 
@@ -25,14 +25,13 @@ int main() {
     }
 
     // Rotate one q and one k vector placed at two tokens; the score depends on the offset only.
-    const Rope3D<cpu> rope(t);
     Tensor q = Tensor::full({1, 4 * 6 * 8, 1, 128}, 0.0f), k = q.clone();
     for (std::int64_t s = 0; s < 4 * 6 * 8; ++s)
         for (std::int64_t d = 0; d < 128; ++d) {
             q.data<float>()[s * 128 + d] = std::cos(0.3f * static_cast<float>(d));
             k.data<float>()[s * 128 + d] = std::sin(0.7f * static_cast<float>(d) + 1.0f);
         }
-    const Tensor qr = rope.apply(q), kr = rope.apply(k);
+    const Tensor qr = Rope3DEmbedding::apply<cpu>(q, t), kr = Rope3DEmbedding::apply<cpu>(k, t);
     auto score = [&](std::int64_t a, std::int64_t b) {
         double s = 0;
         for (std::int64_t d = 0; d < 128; ++d) s += qr.data<float>()[a * 128 + d] * kr.data<float>()[b * 128 + d];

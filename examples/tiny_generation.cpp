@@ -41,10 +41,10 @@ int main() {
     opt.infer_steps = 12;
     const PromptEmbeds prompt = default_prompt_embeds(dit.config, 1);
     const HunyuanVideoPipeline<HYVideoDiffusionTransformer<cpu>> pipe(dit);
-    const Tensor latents = pipe.denoise(noise, prompt, opt, nullptr, nullptr, [&](std::int64_t i, float t, const Tensor& x) {
+    const Tensor latents = pipe.denoise(noise, prompt, opt, {.on_step = [&](std::int64_t i, float t, const Tensor& x) {
         std::printf("  step %2lld  t = %7.2f  latent RMS %.3f\n", static_cast<long long>(i), t, rms(x));
         return true;
-    });
+    }});
 
     const Tensor video = decode_video(vae, latents);
     const Frames frames = frames_from_tensor(video);

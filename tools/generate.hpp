@@ -233,6 +233,8 @@ inline int run_generate(const GenerateArgs& a) {
                   "--text-encoder, --text-encoder-2 and --neg-prompt need --prompt");
     generate_detail::check_numbers(a);
     const bool i2v = !a.i2v_image_path.empty();
+    // CLI11 has checked the spelling.
+    const I2VConditionType condition = parse_i2v_condition_type(a.i2v_condition_type).value();
 
     // ---- sizes and output paths, checked before any heavy work ---------------------------------
     VideoSize size{a.video_size.empty() ? (builtin ? 256 : 720) : a.video_size[0],
@@ -272,8 +274,8 @@ inline int run_generate(const GenerateArgs& a) {
                             : !a.model.empty()      ? HYVideoConfig::preset(a.model)
                                                     : generate_detail::report_config(dit_file->dit_config(), "DiT", "--dit-config");
     if (i2v) {
-        dit_cfg.i2v_condition_type = a.i2v_condition_type;
-        dit_cfg.in_channels = a.i2v_condition_type == "latent_concat" ? 2 * dit_cfg.out_channels + 1 : dit_cfg.out_channels;
+        dit_cfg.i2v_condition_type = condition;
+        dit_cfg.in_channels = condition == I2VConditionType::latent_concat ? 2 * dit_cfg.out_channels + 1 : dit_cfg.out_channels;
     }
     const AutoencoderKLCausal3DConfig vae_cfg =
         builtin                 ? default_vae_config()
@@ -370,7 +372,7 @@ inline int run_generate(const GenerateArgs& a) {
                        picture->width, bucket->height, bucket->width, a.i2v_resolution);
         size.height = bucket->height;
         size.width = bucket->width;
-        image = ImageCondition{a.i2v_condition_type, encode_image_latents(vae, B::upload(preprocess_i2v_image(*picture, *bucket)))};
+        image = ImageCondition{condition, encode_image_latents(vae, B::upload(preprocess_i2v_image(*picture, *bucket)))};
     }
 
     // ---- sampling ------------------------------------------------------------------------------
@@ -389,18 +391,20 @@ inline int run_generate(const GenerateArgs& a) {
 
     Progress progress(a.infer_steps);
     const HunyuanVideoPipeline<decltype(dit)> pipe(dit);
-    latents = pipe.denoise(latents, text.prompt, opt, text.negative ? &*text.negative : nullptr, image ? &*image : nullptr,
-                           [&](std::int64_t i, float t, const Tensor&) {
-                               progress.step(i, t);
-                               check_mapped_inputs();  // a truncated weight file ends the run at once
-                               return true;
-                           });
+    latents = pipe.denoise(latents, text.prompt, opt,
+                           {.negative = text.negative,
+                            .image = image,
+                            .on_step = [&](std::int64_t i, float t, const Tensor&) {
+                                progress.step(i, t);
+                                check_mapped_inputs();  // a truncated weight file ends the run at once
+                                return true;
+                            }});
 
     // ---- decoding and output -------------------------------------------------------------------
     const auto t0 = std::chrono::steady_clock::now();
     vae.enable_tiling(a.vae_tiling);
     Tensor video = B::download(decode_video(vae, latents));
-    if (image && image->type == "latent_concat") video = video.slice(2, 4, video.size(2));  // as the official pipeline
+    if (image && image->type == I2VConditionType::latent_concat) video = video.slice(2, 4, video.size(2));  // as the official pipeline
     const Frames frames = frames_from_tensor(video);
     fmt::print("decoded {} frames in {:.1f} s\n", frames.count,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());

@@ -74,7 +74,7 @@ inline const std::vector<Preset>& dit_presets() {
         HYVideoConfig i2v = HYVideoConfig::preset("HYVideo-T/2");
         i2v.guidance_embed = true;  // the I2V scripts pass --embedded-cfg-scale (SPEC §9.1)
         i2v.in_channels = 33;
-        i2v.i2v_condition_type = "latent_concat";
+        i2v.i2v_condition_type = I2VConditionType::latent_concat;
         p.push_back({"HYVideo-T/2 + guidance, latent_concat", "HunyuanVideo-I2V with 33 input channels", dit_manifest(i2v)});
         p.push_back({"HYVideo-S/2", "the small configuration of the I2V code (no released weights known)",
                      dit_manifest(HYVideoConfig::preset("HYVideo-S/2"))});

@@ -164,7 +164,7 @@ TEST_CASE("config inference: the DiT's config.json keys are typed, in both key s
     CHECK_THROWS_WITH_AS(Checkpoint::open(dir / "official" / "model.pt").dit_config(),
                          doctest::Contains("config.json: 'use_attention_mask' must be true or false, got \"no\""), Error);
     std::ofstream(dir / "official" / "config.json") << R"({"rope_dim_list": [4, 6, 6], "i2v_condition_type": "token_replace"})";
-    CHECK(Checkpoint::open(dir / "official" / "model.pt").dit_config().config.i2v_condition_type == "token_replace");
+    CHECK(Checkpoint::open(dir / "official" / "model.pt").dit_config().config.i2v_condition_type == I2VConditionType::token_replace);
 
     // diffusers' keys: 1e30 in rope_axes_dim became INT64_MIN; a non-string image_condition_type was ignored.
     fs::copy(kCkpt / "diffusers" / "transformer", dir / "diffusers");
@@ -180,10 +180,18 @@ TEST_CASE("config inference: the DiT's config.json keys are typed, in both key s
     j["image_condition_type"] = 5;
     std::ofstream(dir / "diffusers" / "config.json") << j.dump();
     CHECK_THROWS_WITH_AS(Checkpoint::open(dir / "diffusers").dit_config(),
-                         doctest::Contains("config.json: 'image_condition_type' must be a string, got 5"), Error);
+                         doctest::Contains("config.json: 'image_condition_type' must be \"token_replace\", "
+                                           "\"latent_concat\" or \"\", got 5"),
+                         Error);
+    j["image_condition_type"] = "latent_concatenate";
+    std::ofstream(dir / "diffusers" / "config.json") << j.dump();
+    CHECK_THROWS_WITH_AS(Checkpoint::open(dir / "diffusers").dit_config(),
+                         doctest::Contains("'image_condition_type' must be \"token_replace\", \"latent_concat\" or \"\", "
+                                           "got \"latent_concatenate\""),
+                         Error);
     j["image_condition_type"] = "latent_concat";
     std::ofstream(dir / "diffusers" / "config.json") << j.dump();
-    CHECK(Checkpoint::open(dir / "diffusers").dit_config().config.i2v_condition_type == "latent_concat");
+    CHECK(Checkpoint::open(dir / "diffusers").dit_config().config.i2v_condition_type == I2VConditionType::latent_concat);
 }
 
 TEST_CASE("config inference: the safetensors \"config\" metadata is read as strictly, and named") {

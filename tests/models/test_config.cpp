@@ -62,7 +62,8 @@ TEST_CASE("model config: a JSON number that is not an integer of the field's ran
     CHECK(error_of([] { HYVideoConfig::from_json(json::parse(R"({"rope_theta": 1e-50})")); }) ==
           "model config: 'rope_theta' must be a finite number within the range of a float, got 1e-50");
     // null is "not given", as the official configs write None.
-    CHECK(HYVideoConfig::from_json(json::parse(R"({"i2v_condition_type": null})")).i2v_condition_type.empty());
+    CHECK(HYVideoConfig::from_json(json::parse(R"({"i2v_condition_type": null})")).i2v_condition_type ==
+          I2VConditionType::none);
 }
 
 TEST_CASE("model config: a document that is not a JSON object is refused, not read as all defaults") {

@@ -28,7 +28,7 @@ struct TinyRun {
     }
     Tensor run(const StepCallback& cb = {}) const {
         const HunyuanVideoPipeline<HYVideoDiffusionTransformer<cpu>> pipe(dit);
-        return pipe.denoise(randn(latent_shape({64, 64, 9}), 123), prompt, opt, nullptr, nullptr, cb);
+        return pipe.denoise(randn(latent_shape({64, 64, 9}), 123), prompt, opt, {.on_step = cb});
     }
 };
 
@@ -70,7 +70,7 @@ TEST_CASE("true CFG needs negative embeddings, and they must match the prompt's 
     CHECK_THROWS_WITH_AS(r.run(), doctest::Contains("negative"), Error);
     const HunyuanVideoPipeline<HYVideoDiffusionTransformer<cpu>> pipe(r.dit);
     const PromptEmbeds shorter = default_prompt_embeds(default_dit_config(), 2, 9, 4);
-    CHECK_THROWS_WITH_AS(pipe.denoise(randn(latent_shape({64, 64, 9}), 1), r.prompt, r.opt, &shorter),
+    CHECK_THROWS_WITH_AS(pipe.denoise(randn(latent_shape({64, 64, 9}), 1), r.prompt, r.opt, {.negative = shorter}),
                          doctest::Contains("same padded length"), Error);
 }
 

@@ -354,7 +354,7 @@ struct Models {
         save_safetensors(dit, state_dict(m, "", DType::f32));
         dit_json = dir / "dit.json";
         write_json(dit_json, cfg.to_json());
-        cfg.i2v_condition_type = "token_replace";
+        cfg.i2v_condition_type = I2VConditionType::token_replace;
         dit_i2v_json = dir / "dit_i2v.json";
         write_json(dit_i2v_json, cfg.to_json());
 

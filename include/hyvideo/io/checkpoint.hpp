@@ -1081,7 +1081,7 @@ inline ConfigGuess<HYVideoConfig> Checkpoint::infer_dit_config(const ShapeLookup
         f.integers(rope_key, c.rope_dim_list, 3, 3, 1, config_detail::max_width);
         rope_known = f.has(rope_key);
         f.real("rope_theta", c.rope_theta);
-        f.string(diffusers ? "image_condition_type" : "i2v_condition_type", c.i2v_condition_type);
+        f.i2v_condition(diffusers ? "image_condition_type" : "i2v_condition_type", c.i2v_condition_type);
         if (!diffusers) f.boolean("use_attention_mask", c.use_attention_mask);
         const char* depth_key = diffusers ? "num_layers" : "mm_double_blocks_depth";
         if (const auto* d = f.find(depth_key); d && *d != nlohmann::json(c.mm_double_blocks_depth))
@@ -1109,7 +1109,7 @@ inline ConfigGuess<HYVideoConfig> Checkpoint::infer_dit_config(const ShapeLookup
     const bool i2v_in_json = json != nullptr && (json->contains("image_condition_type") || json->contains("i2v_condition_type"));
     if (!i2v_in_json) {
         if (c.in_channels == 2 * c.out_channels + 1) {
-            c.i2v_condition_type = "latent_concat";
+            c.i2v_condition_type = I2VConditionType::latent_concat;
             g.notes.push_back("in_channels = 2·out + 1: HunyuanVideo-I2V latent_concat");
         } else if (c.in_channels == c.out_channels) {
             g.notes.push_back("i2v_condition_type: none assumed; HunyuanVideo-I2V token_replace has identical tensors");

@@ -28,6 +28,27 @@
 
 namespace hyvideo {
 
+// How HunyuanVideo-I2V feeds the reference image to the DiT (official i2v_condition_type): none (T2V),
+// token_replace (frame 0's tokens are the clean image latent, with their own modulation) or
+// latent_concat (the image latent and a mask are concatenated to the input channels).
+enum class I2VConditionType : std::uint8_t { none, token_replace, latent_concat };
+
+// The official spelling ("" for none).
+constexpr std::string_view i2v_condition_name(I2VConditionType t) {
+    switch (t) {
+        case I2VConditionType::none: return "";
+        case I2VConditionType::token_replace: return "token_replace";
+        case I2VConditionType::latent_concat: return "latent_concat";
+    }
+    return "?";
+}
+
+inline std::optional<I2VConditionType> parse_i2v_condition_type(std::string_view s) {
+    for (auto t : {I2VConditionType::none, I2VConditionType::token_replace, I2VConditionType::latent_concat})
+        if (i2v_condition_name(t) == s) return t;
+    return std::nullopt;
+}
+
 namespace config_detail {
 
 // Bounds shared by the DiT's and the VAE's configurations. The largest released models use a width
@@ -141,6 +162,14 @@ public:
         if (!v->is_string()) fail(key, "must be a string", *v);
         field = v->get<std::string>();
     }
+    // "token_replace", "latent_concat", or "" for none.
+    void i2v_condition(const char* key, I2VConditionType& field) const {
+        const nlohmann::json* v = find(key);
+        if (v == nullptr) return;
+        const auto parsed = v->is_string() ? parse_i2v_condition_type(v->get<std::string>()) : std::nullopt;
+        if (!parsed) fail(key, "must be \"token_replace\", \"latent_concat\" or \"\"", *v);
+        field = *parsed;
+    }
     // A list of between min_count and max_count integers, each in [lo, hi].
     void integers(const char* key, std::vector<std::int64_t>& field, std::size_t min_count, std::size_t max_count,
                   std::int64_t lo, std::int64_t hi) const {
@@ -222,7 +251,7 @@ struct HYVideoConfig {
     std::int64_t text_states_dim = 4096;
     std::int64_t text_states_dim_2 = 768;
     float rope_theta = 256.0f;
-    std::string i2v_condition_type;  // "", "token_replace" or "latent_concat" (HunyuanVideo-I2V)
+    I2VConditionType i2v_condition_type = I2VConditionType::none;  // HunyuanVideo-I2V: how the image enters
     std::int64_t refiner_depth = 2;  // SingleTokenRefiner depth (fixed to 2 in the official model)
 
     std::int64_t head_dim() const { return heads_num > 0 ? hidden_size / heads_num : 0; }
@@ -271,10 +300,6 @@ struct HYVideoConfig {
                       string_text(qk_norm_type), " is not supported (rms, layer)");
         HYVIDEO_CHECK(text_projection == "single_refiner" || text_projection == "linear", "model config: text_projection ",
                       string_text(text_projection), " is not supported (single_refiner, linear)");
-        HYVIDEO_CHECK(i2v_condition_type.empty() || i2v_condition_type == "token_replace" ||
-                          i2v_condition_type == "latent_concat",
-                      "model config: unknown i2v_condition_type ", string_text(i2v_condition_type),
-                      " (token_replace, latent_concat, or empty)");
         const long double n = parameter_count_exact();
         HYVIDEO_CHECK(n <= max_parameters, "model config: hidden_size ", hidden_size, ", mlp_width_ratio ", mlp_width_ratio,
                       ", mm_double_blocks_depth ", mm_double_blocks_depth, ", mm_single_blocks_depth ", mm_single_blocks_depth,
@@ -344,7 +369,7 @@ struct HYVideoConfig {
         f.integer("text_states_dim", c.text_states_dim, 1, max_width);
         f.integer("text_states_dim_2", c.text_states_dim_2, 1, max_width);
         f.real("rope_theta", c.rope_theta);
-        f.string("i2v_condition_type", c.i2v_condition_type);
+        f.i2v_condition("i2v_condition_type", c.i2v_condition_type);
         try {
             c.validate();
         } catch (const Error& e) {
@@ -381,7 +406,7 @@ struct HYVideoConfig {
                 {"text_states_dim", text_states_dim},
                 {"text_states_dim_2", text_states_dim_2},
                 {"rope_theta", rope_theta},
-                {"i2v_condition_type", i2v_condition_type}};
+                {"i2v_condition_type", std::string(i2v_condition_name(i2v_condition_type))}};
     }
 
 private:

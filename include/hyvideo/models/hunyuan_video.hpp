@@ -137,7 +137,7 @@ struct HYVideoDiffusionTransformer {
         BlockContext ctx;
         const Tensor clip = vector_in.forward(in.text_states_2);
         ctx.vec = B::add(time_in.forward(in.t), clip);
-        if (config.i2v_condition_type == "token_replace") {
+        if (config.i2v_condition_type == I2VConditionType::token_replace) {
             // The first latent frame is the clean image: its tokens are modulated as at t = 0, and
             // without the guidance term (HunyuanVideo-I2V).
             ctx.vec_tr = B::add(time_in.forward(B::zeros({N})), clip);

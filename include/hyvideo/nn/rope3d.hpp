@@ -60,18 +60,4 @@ inline RopeTables rope3d_tables(const std::vector<std::int64_t>& rope_dim_list, 
     return t;
 }
 
-// The tables on a backend's device, with the application to q or k.
-template <Backend B>
-struct Rope3D {
-    RopeTables tables;
-
-    Rope3D() = default;
-    explicit Rope3D(const RopeTables& host) : tables{B::upload(host.cos), B::upload(host.sin)} {}
-    Rope3D(const std::vector<std::int64_t>& rope_dim_list, const std::vector<std::int64_t>& sizes, float theta = 256.0f)
-        : Rope3D(rope3d_tables(rope_dim_list, sizes, theta)) {}
-
-    // x [B, S, H, D] -> rotated copy; S must equal the table length.
-    Tensor apply(const Tensor& x) const { return B::apply_rope(x, tables.cos, tables.sin); }
-};
-
 }  // namespace hyvideo

@@ -29,7 +29,7 @@ struct PromptEmbeds {
 
 // HunyuanVideo-I2V conditioning: the image latent (VAE mode × scaling factor), [B, C, 1, h, w].
 struct ImageCondition {
-    std::string type = "token_replace";  // or "latent_concat"
+    I2VConditionType type = I2VConditionType::token_replace;  // the DiT's config must say the same
     Tensor img_latents;
 };
 
@@ -49,6 +49,13 @@ struct SamplingOptions {
 // (the latents so far are returned).
 using StepCallback = std::function<bool(std::int64_t step, float t, const Tensor& latents)>;
 
+// What a run may add to the prompt, by name: pipe.denoise(latents, prompt, opt, {.negative = neg}).
+struct DenoiseConditions {
+    std::optional<PromptEmbeds> negative;  // required when cfg_scale > 1: the unconditional branch
+    std::optional<ImageCondition> image;   // HunyuanVideo-I2V
+    StepCallback on_step;
+};
+
 // The guidance tensor value the DiT receives for an embedded CFG scale.
 inline float embedded_guidance_value(float scale, bool bf16_rounding) {
     if (!bf16_rounding) return scale * 1000.0f;
@@ -64,10 +71,12 @@ public:
     explicit HunyuanVideoPipeline(const DiT& dit) : dit_(dit) {}
 
     // Runs the denoising loop from `latents` (the initial noise, or the stability mix for I2V) and
-    // returns the final latents. `negative` is required when options.cfg_scale > 1.
+    // returns the final latents. `c.negative` is required when options.cfg_scale > 1.
     Tensor denoise(Tensor latents, const PromptEmbeds& prompt, const SamplingOptions& opt,
-                   const PromptEmbeds* negative = nullptr, const ImageCondition* image = nullptr,
-                   const StepCallback& callback = {}) const {
+                   const DenoiseConditions& c = {}) const {
+        const PromptEmbeds* negative = c.negative ? &*c.negative : nullptr;
+        const ImageCondition* image = c.image ? &*c.image : nullptr;
+        const StepCallback& callback = c.on_step;
         const bool cfg = opt.cfg_scale > 1.0f;
         HYVIDEO_CHECK(!cfg || negative, "cfg_scale ", opt.cfg_scale, " > 1 needs negative prompt embeddings");
         HYVIDEO_CHECK(latents.dim() == 5, "latents must be [B, C, T, H, W], got ", shape_str(latents.shape()));
@@ -87,13 +96,13 @@ public:
             HYVIDEO_CHECK(opt.embedded_cfg_scale.has_value(), "this model embeds guidance: set embedded_cfg_scale");
             in.guidance = B::upload(Tensor::full({rows}, embedded_guidance_value(*opt.embedded_cfg_scale, opt.guidance_bf16_rounding)));
         }
-        const bool token_replace = image && image->type == "token_replace";
+        const bool token_replace = image && image->type == I2VConditionType::token_replace;
         const RopeTables rope = dit_.rope_tables(latents.shape());
         for (std::int64_t i = 0; i < scheduler.num_inference_steps(); ++i) {
             const float t = scheduler.timesteps[i];
             if (token_replace) latents = B::cat({image->img_latents, latents.slice(2, 1, latents.size(2))}, 2);
             Tensor x = latents;
-            if (image && image->type == "latent_concat") x = latent_concat_input(latents, image->img_latents);
+            if (image && image->type == I2VConditionType::latent_concat) x = latent_concat_input(latents, image->img_latents);
             in.x = cfg ? B::cat({x, x}, 0) : x;
             in.t = B::upload(Tensor::full({rows}, t));
             Tensor v = dit_.forward(in, rope);
@@ -137,10 +146,10 @@ private:
     }
 
     void check_image(const ImageCondition& image, const Tensor& latents) const {
-        HYVIDEO_CHECK(image.type == "token_replace" || image.type == "latent_concat", "unknown i2v condition type '",
-                      image.type, "' (token_replace or latent_concat)");
+        HYVIDEO_CHECK(image.type != I2VConditionType::none, "an image condition of type none");
         HYVIDEO_CHECK(image.type == dit_.config.i2v_condition_type, "the model was configured for i2v_condition_type '",
-                      dit_.config.i2v_condition_type, "', the run asks for '", image.type, "'");
+                      i2v_condition_name(dit_.config.i2v_condition_type), "', the run asks for '",
+                      i2v_condition_name(image.type), "'");
         const Tensor& l = image.img_latents;
         HYVIDEO_CHECK(l.defined() && l.dim() == 5 && l.size(0) == latents.size(0) && l.size(1) == latents.size(1) &&
                           l.size(2) == 1 && l.size(3) == latents.size(3) && l.size(4) == latents.size(4),

@@ -32,7 +32,6 @@ struct GroupNorm {
     Tensor forward(const Tensor& x) const { return B::group_norm(x, weight, bias, num_groups, eps); }
     // SiLU(GroupNorm(x)), the pair every resnet and the encoder's and decoder's outputs apply, in one
     // pass over memory.
-    Tensor forward_silu(const Tensor& x) const { return B::group_norm_silu(x, weight, bias, num_groups, eps); }
 
     // SiLU(GroupNorm(x)) as the input map of the convolution that reads it: GroupNorm is a
     // per-channel affine map once its statistics are known, so the convolution can apply it (and

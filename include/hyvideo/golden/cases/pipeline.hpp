@@ -44,7 +44,7 @@ CaseResult run_pipeline_tiny(const Fixture& f) {
     r.outputs["latents_embedded"] = B::download(embedded);
     r.outputs["video_embedded"] = B::download(decode_video(vae, embedded));
     opt.cfg_scale = Fixture::get<float>(f.config(), "cfg_scale_for_cfg_run");
-    const Tensor cfg = pipe.denoise(noise, prompt, opt, &negative);
+    const Tensor cfg = pipe.denoise(noise, prompt, opt, {.negative = negative});
     r.outputs["latents_cfg"] = B::download(cfg);
     r.outputs["video_cfg"] = B::download(decode_video(vae, cfg));
     return r;
@@ -65,10 +65,10 @@ CaseResult run_i2v(const Fixture& f) {
     const ImageCondition image{dit.config.i2v_condition_type, encode_image_latents(vae, B::upload(f.input("image")))};
     r.outputs["img_latents"] = B::download(image.img_latents);
     const Tensor noise = B::upload(f.input("noise"));
-    const Tensor plain = pipe.denoise(noise, prompt, opt, nullptr, &image);
+    const Tensor plain = pipe.denoise(noise, prompt, opt, {.image = image});
     r.outputs["latents_plain"] = B::download(plain);
     r.outputs["video_plain"] = B::download(decode_video(vae, plain));
-    const Tensor stable = pipe.denoise(pipe.stability_init(noise, image.img_latents), prompt, opt, nullptr, &image);
+    const Tensor stable = pipe.denoise(pipe.stability_init(noise, image.img_latents), prompt, opt, {.image = image});
     r.outputs["latents_stability"] = B::download(stable);
     r.outputs["video_stability"] = B::download(decode_video(vae, stable));
     return r;
