@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The DiT blocks of bench_dit_blocks.cpp in PyTorch, for a side-by-side comparison.
 
-Written from the block equations in SPEC §3.8-3.9 (not the official module code): one double- and one
-single-stream block of the real width (hidden 3072, 24 heads, 768 image + 256 text tokens of which 200
-are valid, batch 1), in f32 and under CPU bf16 autocast, timed as median of several runs.
+Written from the block equations in docs/model.md#double-stream-block and #single-stream-block (not the
+official module code): one double- and one single-stream block of the real width (hidden 3072, 24 heads,
+768 image + 256 text tokens of which 200 are valid, batch 1), in f32 and under CPU bf16 autocast, timed
+as median of several runs.
 
     python3 bench/bench_dit_blocks_torch.py [--threads 2] [--runs 5]
 

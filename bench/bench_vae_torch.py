@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """The decode of bench_vae.cpp in PyTorch, for a side-by-side comparison.
 
-Written from the VAE description in SPEC §7 (not the official module code): the decoding half of the
-884-16c VAE (post_quant_conv and DecoderCausal3D: widths 512, 512, 256, 128, three resnets per block,
-the frame-causal mid-block attention) with random weights, decoding latents [1, 16, 3, 32, 32] to a
-video [1, 3, 9, 256, 256], untiled, in f32 and under CPU bf16 autocast. Reported: best of `runs`
-decodes (wall clock, and CPU time of all threads, which stays comparable on a shared machine) and
-the process's resident high-water mark during them (VmHWM, reset before), weights included, as
-bench_vae reports them.
+Written from the VAE description in docs/model.md#vae (not the official module code): the decoding half
+of the 884-16c VAE (post_quant_conv and DecoderCausal3D: widths 512, 512, 256, 128, three resnets per
+block, the frame-causal mid-block attention) with random weights, decoding latents [1, 16, 3, 32, 32] to
+a video [1, 3, 9, 256, 256], untiled, in f32 and under CPU bf16 autocast. Reported: best of `runs`
+decodes (wall clock, and CPU time of all threads, which stays comparable on a shared machine) and the
+process's resident high-water mark during them (VmHWM, reset before), weights included, as bench_vae
+reports them.
 
     python3 bench/bench_vae_torch.py [--threads 2] [--runs 2]
 

@@ -7,12 +7,12 @@
 //   hyvideo convert hunyuanvideo-community/HunyuanVideo/transformer dit.safetensors --dtype bf16
 //
 // --dtype keep (default) writes every tensor as stored; f32 | bf16 | f16 casts every floating tensor
-// (scaled fp8 weights are first dequantised as the official forward does, SPEC §10). --fp8 stores
-// every nn.Linear weight of the double/single blocks (SPEC §10's 320 layers) in float8_e4m3fn with
-// the reference's per-layer scale max|W|/448, computed in the weight's dtype (after --dtype), and
-// writes that scale beside it as `<layer>.fp8_scale` (a 0-d float32); layers already in fp8 keep
-// their scale. hyvideo reads such files back with the scales applied; other tools see the scales as
-// extra tensors.
+// (scaled fp8 weights are first dequantised as the official forward does, docs/model.md#fp8-weights).
+// --fp8 stores every nn.Linear weight of the double/single blocks (the 320 layers listed there) in
+// float8_e4m3fn with the reference's per-layer scale max|W|/448, computed in the weight's dtype (after
+// --dtype), and writes that scale beside it as `<layer>.fp8_scale` (a 0-d float32); layers already in
+// fp8 keep their scale. hyvideo reads such files back with the scales applied; other tools see the
+// scales as extra tensors.
 //
 // The output is streamed: the header is computed from shapes and dtypes alone, then each tensor is
 // read (a view of the mapped input, or one assembled tensor), converted and written before the next,
@@ -200,7 +200,7 @@ inline int run_convert(const ConvertArgs& opt) {
                                             {"hyvideo.source", std::filesystem::path(opt.input).filename().string()},
                                             {"hyvideo.source_layout", ckpt.layout()}};
     if (quantised + scales > 0)
-        meta["hyvideo.fp8"] = "float8_e4m3fn block linears; W = bf16(bf16(W8) * bf16(<layer>.fp8_scale)) (SPEC 10)";
+        meta["hyvideo.fp8"] = "float8_e4m3fn block linears; W = bf16(bf16(W8) * bf16(<layer>.fp8_scale)) (docs/model.md#fp8-weights)";
     try {
         if (ckpt.kind() == ModelKind::dit) {
             const auto g = ckpt.dit_config();

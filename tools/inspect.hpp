@@ -58,7 +58,8 @@ inline Manifest vae_manifest(const AutoencoderKLCausal3DConfig& c) {
     return m;
 }
 
-// The released configurations a checkpoint may be (SPEC §3.1, §9.1, §7).
+// The released configurations a checkpoint may be (docs/model.md#dit-presets, #i2v-model,
+// #vae-configuration).
 struct Preset {
     std::string name;
     std::string what;
@@ -72,7 +73,7 @@ inline const std::vector<Preset>& dit_presets() {
                      dit_manifest(HYVideoConfig::preset("HYVideo-T/2-cfgdistill"))});
         p.push_back({"HYVideo-T/2", "no guidance embedding", dit_manifest(HYVideoConfig::preset("HYVideo-T/2"))});
         HYVideoConfig i2v = HYVideoConfig::preset("HYVideo-T/2");
-        i2v.guidance_embed = true;  // the I2V scripts pass --embedded-cfg-scale (SPEC §9.1)
+        i2v.guidance_embed = true;  // the I2V scripts pass --embedded-cfg-scale (docs/model.md#i2v-model)
         i2v.in_channels = 33;
         i2v.i2v_condition_type = I2VConditionType::latent_concat;
         p.push_back({"HYVideo-T/2 + guidance, latent_concat", "HunyuanVideo-I2V with 33 input channels", dit_manifest(i2v)});

@@ -6,7 +6,7 @@ hidden 64) and `vae_tiny` (the causal 3D VAE). Each is saved in the layouts a us
 
   official/transformers/mp_rank_00_model_states.pt         torch.save({"module": state_dict}), bf16
   official/transformers/mp_rank_00_model_states_fp8.pt     block linears in float8_e4m3fn, the rest bf16
-  official/transformers/mp_rank_00_model_states_fp8_map.pt {module path: scale}, as SPEC §10 describes
+  official/transformers/mp_rank_00_model_states_fp8_map.pt {module path: scale}, docs/model.md#fp8-weights
   official/vae/pytorch_model.pt + config.json              {"state_dict": {"vae." + name: tensor}}, f16
   diffusers/transformer/                                   two safetensors shards + index, diffusers names, bf16
   diffusers/vae/                                           one safetensors file, diffusers names, f16
@@ -186,7 +186,7 @@ def diffusers_vae_config(c):
     }
 
 
-# ---- fp8 (SPEC §10) ------------------------------------------------------------------------------------
+# ---- fp8 (docs/model.md#fp8-weights) -------------------------------------------------------------------
 
 def is_fp8_layer(name, t):
     """The official rule: every nn.Linear inside double_blocks / single_blocks. Their only 2-D weights are
@@ -276,7 +276,7 @@ def main():
             q, scale = reference_fp8_quantise(v)
             module = k[: -len(".weight")]
             fp8_sd[k], fp8_map[module] = q, scale
-            # SPEC §10: W = bf16(bf16(W8) · bf16(scale)), computed here by torch itself.
+            # docs/model.md#fp8-weights: W = bf16(bf16(W8) · bf16(scale)), computed here by torch itself.
             dequant_crc[module] = crc(q.to(torch.bfloat16) * scale.to(torch.bfloat16))
         else:
             fp8_sd[k] = v.to(torch.bfloat16)

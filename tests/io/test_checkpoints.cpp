@@ -725,7 +725,7 @@ TEST_CASE("checkpoints: fp8 weights need their scale map, and a map needs fp8 we
     const TempDir dir;
     fs::copy_file(kOfficialFp8, dir / "model_fp8.pt");
     CHECK_THROWS_WITH_AS(Checkpoint::open(dir / "model_fp8.pt"), doctest::Contains("expected model_fp8_map.pt"), Error);
-    // SPEC §10's pitfall: the map with the bf16 file.
+    // The pitfall in docs/model.md#fp8-weights: the map with the bf16 file.
     CheckpointOptions o;
     o.fp8_map = kOfficialFp8.parent_path() / "mp_rank_00_model_states_fp8_map.pt";
     CHECK_THROWS_WITH_AS(Checkpoint::open(kOfficialDit, o), doctest::Contains("has no float8 weights"), Error);

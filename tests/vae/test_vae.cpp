@@ -53,11 +53,11 @@ TEST_CASE("884-16c-hy built without weights matches the checkpoint manifest") {
     vae.parameters("", [&](const std::string&, const Shape&, Tensor& t) { defined += t.defined(); });
     CHECK(defined == 0);  // constructing the structure allocated no weight memory
 
-    // Shapes of SPEC §7.4: 129×720×1280 <-> 33×90×160.
+    // Shapes of docs/model.md#vae-encoder-and-decoder: 129×720×1280 <-> 33×90×160.
     CHECK(vae.moments_shape({1, 3, 129, 720, 1280}) == Shape{1, 32, 33, 90, 160});
     CHECK(vae.video_shape({1, 16, 33, 90, 160}) == Shape{1, 3, 129, 720, 1280});
-    // The official tiles (SPEC §7.7): 12-latent steps, 16-frame blends, 48 frames kept; 24-latent
-    // steps, 64-pixel blends, 192 pixels kept; encode: 48-frame steps, 192-pixel steps.
+    // The official tiles (docs/model.md#vae-tiling): 12-latent steps, 16-frame blends, 48 frames kept;
+    // 24-latent steps, 64-pixel blends, 192 pixels kept; encode: 48-frame steps, 192-pixel steps.
     vae.enable_tiling();
     const TilePlan plan = vae.tile_plan();
     CHECK(plan.decode_time.tile == 17);

@@ -2,7 +2,8 @@
 // AttentionMask: which keys each query of a batch sample may attend, described by rule instead of by
 // an S×S matrix.
 //
-// HunyuanVideo masks attention three ways, and each is a key range per query (SPEC §3.6, §3.7, §7.5):
+// HunyuanVideo masks attention three ways, and each is a key range per query
+// (docs/model.md#attention-masks):
 //
 //   full()             every query attends every key.
 //   segments(len)      the DiT's flash-attn varlen packing: in sample b, tokens [0, len[b)) (image +

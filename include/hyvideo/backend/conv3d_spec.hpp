@@ -2,9 +2,9 @@
 // Conv3dSpec: how a 3-D convolution walks its input, described once for every backend.
 //
 // A backend's conv3d(x, weight, bias, spec) computes torch.nn.functional.conv3d of the padded input,
-// where the padding is part of the spec rather than a separate tensor: the causal VAE pads with
-// edge copies (replicate), two frames in front and none behind (SPEC §7.1), and a backend that
-// applies the padding while it stages the input never materialises the padded video.
+// where the padding is part of the spec rather than a separate tensor: the causal VAE pads with edge
+// copies (replicate), two frames in front and none behind (docs/model.md#vae-causal-padding), and a
+// backend that applies the padding while it stages the input never materialises the padded video.
 #include <array>
 #include <cstdint>
 #include <string>
@@ -26,8 +26,9 @@ struct Conv3dSpec {
     std::array<std::int64_t, 6> padding{0, 0, 0, 0, 0, 0};
     PadMode pad_mode = PadMode::zeros;
 
-    // CausalConv3d (SPEC §7.1): replicate padding of k/2 on both sides of H and W and k−1 frames in
-    // front of T, so output frame t sees input frames t−k+1 .. t and never a later one.
+    // CausalConv3d (docs/model.md#vae-causal-padding): replicate padding of k/2 on both sides of H
+    // and W and k−1 frames in front of T, so output frame t sees input frames t−k+1 .. t and never a
+    // later one.
     static Conv3dSpec causal(std::int64_t kernel, std::array<std::int64_t, 3> stride = {1, 1, 1}) {
         const std::int64_t s = kernel / 2;
         return {stride, {kernel - 1, 0, s, s, s, s}, PadMode::replicate};
@@ -59,8 +60,8 @@ struct Conv3dSpec {
 
 // What a convolution computes around itself, so that the tensors in between never exist:
 //   on its input   x' = x·in_scale[n, c] + in_shift[n, c], then SiLU if in_silu — GroupNorm and the
-//                  activation after it (SPEC §7.2) — before the padding reads x' (replicate padding
-//                  copies mapped values, zero padding stays zero);
+//                  activation after it (docs/model.md#vae-resnet-block-and-groupnorm) — before the
+//                  padding reads x' (replicate padding copies mapped values, zero padding stays zero);
 //   on its output  y = conv(x') + bias + residual.
 struct Conv3dFusion {
     Tensor in_scale, in_shift;  // [N, Cin] each, or both undefined: no map

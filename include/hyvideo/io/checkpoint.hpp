@@ -1,6 +1,7 @@
 #pragma once
 // checkpoint: open the HunyuanVideo weights a user downloaded, whatever their layout, as a WeightSource
-// with the official names (SPEC §3.2, §7, §10; docs/checkpoints.md).
+// with the official names (docs/model.md#dit-weights, #vae-configuration, #checkpoint-files;
+// docs/checkpoints.md).
 //
 //   Checkpoint dit = Checkpoint::open("ckpts/hunyuan-video-t2v-720p/transformers", {.kind = ModelKind::dit});
 //   HYVideoDiffusionTransformer<cpu> model(dit.dit_config().config);
@@ -30,11 +31,12 @@
 // and fp8 dequantisation. A loader that asks for one tensor at a time, as load_weights does, therefore
 // holds at most one converted tensor beyond what it keeps.
 //
-// FP8 (SPEC §10). float8_e4m3fn weights with a scale are dequantised when read, exactly as the official
-// forward does: W = bf16(bf16(W8) · bf16(scale)), the scale broadcast against W. Scales come from the
-// map file of an official fp8 .pt ({module path: scale}) or from `<module>.fp8_scale` tensors beside
-// the weights (what `hyvideo convert --fp8` writes). float8 weights without any scale (ComfyUI's plain
-// fp8 casts) are returned as stored, i.e. with scale 1, and reported by `hyvideo inspect`.
+// FP8 (docs/model.md#fp8-weights). float8_e4m3fn weights with a scale are dequantised when read, exactly
+// as the official forward does: W = bf16(bf16(W8) · bf16(scale)), the scale broadcast against W. Scales
+// come from the map file of an official fp8 .pt ({module path: scale}) or from `<module>.fp8_scale`
+// tensors beside the weights (what `hyvideo convert --fp8` writes). float8 weights without any scale
+// (ComfyUI's plain fp8 casts) are returned as stored, i.e. with scale 1, and reported by
+// `hyvideo inspect`.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -89,7 +91,7 @@ struct StoredInfo {
     std::uint64_t nbytes() const { return static_cast<std::uint64_t>(shape_numel(shape)) * element_size; }
 };
 
-// ---- fp8 (SPEC §10) ------------------------------------------------------------------------------------
+// ---- fp8 (docs/model.md#fp8-weights) -------------------------------------------------------------------
 
 // The largest float8_e4m3fn value: the reference quantiser maps max|W| onto it.
 inline constexpr float fp8_e4m3_max = 448.0f;
@@ -825,7 +827,7 @@ private:
             }
             if (map && !has_fp8)
                 fail("has no float8 weights, so the scale map ", map->string(),
-                     " does not apply (SPEC §10: pair the map with the _fp8.pt file)");
+                     " does not apply (docs/model.md#fp8-weights: pair the map with the _fp8.pt file)");
             if (has_fp8 && !map)
                 fail("holds float8_e4m3fn weights, whose scales are in a map file: expected ",
                      n.ends_with(".pt") ? n.substr(0, n.size() - 3) + "_map.pt" : std::string("<file>_map.pt"),
@@ -1090,7 +1092,7 @@ inline ConfigGuess<HYVideoConfig> Checkpoint::infer_dit_config(const ShapeLookup
         g.notes.push_back("rope_dim_list, rope_theta and the I2V condition type from " + json_name);
     }
     if (!rope_known) {
-        // The released presets (SPEC §3.1) fix RoPE by head size.
+        // The released presets (docs/model.md#dit-presets) fix RoPE by head size.
         if (head_dim == 128) c.rope_dim_list = {16, 56, 56}, rope_known = true;
         else if (head_dim == 96) c.rope_dim_list = {12, 42, 42}, rope_known = true;
         if (rope_known)

@@ -6,7 +6,8 @@
 //
 //   * the fused q/k/v projections (`img_attn_qkv`, `txt_attn_qkv`, the refiner's `self_attn_qkv`) become
 //     three matrices, and the single block's `linear1` four (q, k, v and the MLP input): loading
-//     concatenates them back along dim 0, in that order (SPEC §2: fused channel = k·3072 + ...);
+//     concatenates them back along dim 0, in that order (docs/model.md#fused-projections: fused
+//     channel = k·3072 + ...);
 //   * the final layer's modulation `final_layer.adaLN_modulation.1` produces (shift, scale), diffusers'
 //     `norm_out.linear` produces (scale, shift): loading swaps the two halves back.
 //
@@ -91,7 +92,8 @@ inline constexpr NameRule dit_rules[] = {
     {"transformer_blocks.{i}.ff.net.2.{s}", "double_blocks.{i}.img_mlp.fc2.{s}"},
     {"transformer_blocks.{i}.ff_context.net.0.proj.{s}", "double_blocks.{i}.txt_mlp.fc1.{s}"},
     {"transformer_blocks.{i}.ff_context.net.2.{s}", "double_blocks.{i}.txt_mlp.fc2.{s}"},
-    // MMSingleStreamBlock: linear1 = [q | k | v | mlp input] (SPEC §3.9), split four ways by diffusers.
+    // MMSingleStreamBlock: linear1 = [q | k | v | mlp input] (docs/model.md#fused-projections), split
+    // four ways by diffusers.
     {"single_transformer_blocks.{i}.attn.to_q.{s}", "single_blocks.{i}.linear1.{s}", 0, 4, Combine::concat},
     {"single_transformer_blocks.{i}.attn.to_k.{s}", "single_blocks.{i}.linear1.{s}", 1, 4, Combine::concat},
     {"single_transformer_blocks.{i}.attn.to_v.{s}", "single_blocks.{i}.linear1.{s}", 2, 4, Combine::concat},

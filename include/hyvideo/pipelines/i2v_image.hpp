@@ -1,7 +1,7 @@
 #pragma once
-// Image preprocessing of HunyuanVideo-I2V (SPEC §9.2): choose the size bucket closest to the image's
-// aspect ratio, resize the shorter side to the bucket's shorter side (bilinear with PIL's
-// antialiasing), center-crop to the bucket, and map [0, 255] to [−1, 1].
+// Image preprocessing of HunyuanVideo-I2V (docs/model.md#i2v-image-buckets-and-preprocessing): choose
+// the size bucket closest to the image's aspect ratio, resize the shorter side to the bucket's shorter
+// side (bilinear with PIL's antialiasing), center-crop to the bucket, and map [0, 255] to [−1, 1].
 #include <algorithm>
 #include <cmath>
 #include <cstdint>

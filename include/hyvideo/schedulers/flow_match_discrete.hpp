@@ -13,8 +13,8 @@ namespace hyvideo {
 struct FlowMatchDiscreteScheduler {
     std::int64_t num_train_timesteps = 1000;
     float shift = 1.0f;
-    // The class default is true; the official CLI's --flow-reverse defaults to false, which gives
-    // σ running 0 -> 1 and garbage videos, so every official command passes it (SPEC §5).
+    // The class default is true; the official CLI's --flow-reverse defaults to false, which gives σ
+    // running 0 -> 1 and garbage videos, so every official command passes it (docs/model.md#scheduler).
     bool reverse = true;
 
     std::vector<float> sigmas;     // N + 1 values

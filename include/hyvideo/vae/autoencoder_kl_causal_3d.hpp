@@ -5,10 +5,10 @@
 //   encode:  video [N, 3, T, H, W] -> quant_conv(encoder(video)) = moments -> posterior (mean, logvar)
 //   decode:  z [N, 16, T', h, w]   -> decoder(post_quant_conv(z)) = video [N, 3, 1 + 4(T'−1), 8h, 8w]
 //
-// Like the official encode()/decode(), these take and return unscaled latents: the pipeline
-// multiplies the posterior's mode by config.scaling_factor after encoding and divides by it before
-// decoding. Tiling is off by default; enable_tiling() turns on both axes with the config's tile
-// sizes (SPEC §7.7, vae/tiling.hpp), and `tiling` can be set to other sizes and overlaps.
+// Like the official encode()/decode(), these take and return unscaled latents: the pipeline multiplies
+// the posterior's mode by config.scaling_factor after encoding and divides by it before decoding. Tiling
+// is off by default; enable_tiling() turns on both axes with the config's tile sizes
+// (docs/model.md#vae-tiling, vae/tiling.hpp), and `tiling` can be set to other sizes and overlaps.
 //
 // Batches are encoded and decoded whole: GroupNorm is per sample, so the official `use_slicing`
 // (one sample at a time) gives the same numbers and is not needed as a mode.

@@ -2,10 +2,10 @@
 // Convolutions of the causal VAE (official hyvideo/vae/unet_causal_3d_blocks.py).
 //
 // Conv3d is nn.Conv3d with zero padding: the VAE's quant_conv and post_quant_conv (1×1×1), and the
-// module inside every CausalConv3d. CausalConv3d pads with edge copies, k/2 on both sides of H and W
-// and k−1 frames in front of T only (SPEC §7.1), so an output frame never sees a later input frame;
-// the official module F.pad()s and then calls its `conv`, here the padding is handed to the
-// backend's conv3d, which applies it while staging the input instead of copying the video.
+// module inside every CausalConv3d. CausalConv3d pads with edge copies, k/2 on both sides of H and W and
+// k−1 frames in front of T only (docs/model.md#vae-causal-padding), so an output frame never sees a
+// later input frame; the official module F.pad()s and then calls its `conv`, here the padding is handed
+// to the backend's conv3d, which applies it while staging the input instead of copying the video.
 #include <array>
 #include <string>
 

@@ -1,8 +1,8 @@
 #pragma once
-// AutoencoderKLCausal3D hyper-parameters under the official config.json keys, the released
-// "884-16c-hy" preset (SPEC §7), and what follows from them: the per-block down/up sampling factors
-// and the tile sizes. Read as strictly as the DiT's configuration (models/config.hpp): every key's
-// type and range is checked, and validate() bounds every size and divisor.
+// AutoencoderKLCausal3D hyper-parameters under the official config.json keys, the released "884-16c-hy"
+// preset (docs/model.md#vae-configuration), and what follows from them: the per-block down/up sampling
+// factors and the tile sizes. Read as strictly as the DiT's configuration (models/config.hpp): every
+// key's type and range is checked, and validate() bounds every size and divisor.
 #include <array>
 #include <cmath>
 #include <cstdint>

@@ -1,6 +1,6 @@
 #pragma once
-// DecoderCausal3D (official hyvideo/vae/vae.py, SPEC §7.4): latents [N, latent, T, h, w] ->
-// video [N, 3, 1 + 4(T−1), 8h, 8w].
+// DecoderCausal3D (official hyvideo/vae/vae.py, docs/model.md#vae-encoder-and-decoder):
+// latents [N, latent, T, h, w] -> video [N, 3, 1 + 4(T−1), 8h, 8w].
 //
 //   conv_in -> mid_block -> up_blocks (resnets, then a causal upsampler where the block doubles T or
 //   H, W) -> SiLU(conv_norm_out) -> conv_out

@@ -1,8 +1,8 @@
 #pragma once
-// DiagonalGaussianDistribution (official hyvideo/vae/vae.py, SPEC §7.6): the encoder's moments
-// [N, 2·latent, ...] split on dim 1 into the mean and the log-variance, clamped to [−30, 20].
-// Inference takes the mode (the mean); sample() draws mean + std·noise from noise the caller gives,
-// so that any random source (and the reference's generator, replayed) can be used.
+// DiagonalGaussianDistribution (official hyvideo/vae/vae.py, docs/model.md#vae-latent-distribution): the
+// encoder's moments [N, 2·latent, ...] split on dim 1 into the mean and the log-variance, clamped to
+// [−30, 20]. Inference takes the mode (the mean); sample() draws mean + std·noise from noise the caller
+// gives, so that any random source (and the reference's generator, replayed) can be used.
 #include "hyvideo/backend/backend.hpp"
 
 namespace hyvideo {

@@ -1,6 +1,7 @@
 #pragma once
-// EncoderCausal3D (official hyvideo/vae/vae.py, SPEC §7.4): video [N, 3, T, H, W] ->
-// [N, 2·latent, 1 + (T−1)/4, ⌈H/8⌉, ⌈W/8⌉] (mean and log-variance channels, before quant_conv).
+// EncoderCausal3D (official hyvideo/vae/vae.py, docs/model.md#vae-encoder-and-decoder):
+// video [N, 3, T, H, W] -> [N, 2·latent, 1 + (T−1)/4, ⌈H/8⌉, ⌈W/8⌉] (mean and log-variance channels,
+// before quant_conv).
 //
 //   conv_in -> down_blocks (resnets, then a causal downsampler where the block halves T or H, W)
 //           -> mid_block -> SiLU(conv_norm_out) -> conv_out

@@ -1,7 +1,7 @@
 #pragma once
 // nn.GroupNorm over [N, C, ...] (channels on dim 1), the causal VAE's only normalisation: eps 1e-6
 // and 32 groups in the released model, statistics over every position of the tensor it is given
-// (so over the whole tile when tiling, SPEC §7.2).
+// (so over the whole tile when tiling, docs/model.md#vae-resnet-block-and-groupnorm).
 #include <string>
 
 #include "hyvideo/backend/backend.hpp"

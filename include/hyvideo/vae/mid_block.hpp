@@ -1,6 +1,6 @@
 #pragma once
-// UNetMidBlockCausal3D (official unet_causal_3d_blocks.py, SPEC §7.5): resnets.0, then for each
-// layer an attention and another resnet.
+// UNetMidBlockCausal3D (official unet_causal_3d_blocks.py, docs/model.md#vae-mid-block): resnets.0, then
+// for each layer an attention and another resnet.
 //
 // The attention is diffusers' `Attention` as the mid block configures it: heads of
 // attention_head_dim channels (one head of 512 in the released VAE), a GroupNorm applied to the

@@ -1,6 +1,6 @@
 #pragma once
 // ResnetBlockCausal3D (official unet_causal_3d_blocks.py), as the VAE builds it: no time embedding,
-// output scale 1, no dropout at inference (SPEC §7.2).
+// output scale 1, no dropout at inference (docs/model.md#vae-resnet-block-and-groupnorm).
 //
 //   out = shortcut(x) + conv2(SiLU(norm2(conv1(SiLU(norm1(x))))))
 //

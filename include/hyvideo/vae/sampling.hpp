@@ -1,5 +1,6 @@
 #pragma once
-// DownsampleCausal3D and UpsampleCausal3D (official unet_causal_3d_blocks.py, SPEC §7.3).
+// DownsampleCausal3D and UpsampleCausal3D (official unet_causal_3d_blocks.py,
+// docs/model.md#vae-sampling).
 //
 // Down: a k = 3 causal convolution with stride (sT, 2, 2); T_out = ⌊(T−1)/sT⌋ + 1, H_out = ⌈H/2⌉.
 // Up: nearest upsampling, frame 0 in space only and the other frames in time and space (so with

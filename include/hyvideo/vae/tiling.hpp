@@ -1,7 +1,7 @@
 #pragma once
 // Tiled encoding and decoding (official AutoencoderKLCausal3D spatial_tiled_* / temporal_tiled_*,
-// SPEC §7.7), as algorithms over a tile function, so the same seams serve the decoder, the encoder
-// and the tests' stand-ins.
+// docs/model.md#vae-tiling), as algorithms over a tile function, so the same seams serve the decoder,
+// the encoder and the tests' stand-ins.
 //
 // An axis is cut into tiles that start every `step` input positions and read `tile` positions (the
 // last ones fewer). Each tile's output keeps its first `keep` positions; at every seam the next
@@ -18,10 +18,10 @@
 // f the overlap factor) and blends the last E outputs of the previous tile, counted from its end.
 // For the official ratios (and the golden fixtures') those are the same numbers as here:
 // keep = ratio·step, and the last E outputs of the previous tile are exactly the ones at the blended
-// positions. For other tile sizes the official frame counts drift (SPEC §7.7); here keep is always
-// ratio·step (one more for the first temporal tile), the blend extent is clamped to the real overlap,
-// and the previous tile's outputs are taken at the blended positions, so the result always has the
-// untiled size and the seams always line up.
+// positions. For other tile sizes the official frame counts drift (docs/model.md#vae-tiling); here keep
+// is always ratio·step (one more for the first temporal tile), the blend extent is clamped to the real
+// overlap, and the previous tile's outputs are taken at the blended positions, so the result always has
+// the untiled size and the seams always line up.
 //
 // Memory. Tiles are decoded one at a time; of a finished tile only its tails are kept (the outputs
 // past `keep`, which the next row, column or temporal tile blends with), and kept outputs go straight

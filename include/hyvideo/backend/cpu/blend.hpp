@@ -1,6 +1,6 @@
 #pragma once
-// The seams of the tiled VAE (SPEC §7.7): the cross-fade of two overlapping tiles, and writing a
-// tile's kept part into the output.
+// The seams of the tiled VAE (docs/model.md#vae-tiling): the cross-fade of two overlapping tiles, and
+// writing a tile's kept part into the output.
 #include <algorithm>
 #include <cstdint>
 

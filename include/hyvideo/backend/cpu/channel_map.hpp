@@ -1,10 +1,10 @@
 #pragma once
 // The elementwise map the causal VAE applies to activations on their way into a convolution:
-// y = x·a_c + b_c per channel (GroupNorm's normalisation and affine, SPEC §7.2), then SiLU, stored as
-// f32 or as the bf16 operands of the convolution. group_norm() applies it as a pass of its own and
-// conv3d() while it stages its input, so SiLU(GroupNorm(x)) never has to exist as a tensor. The
-// activations alone (SiLU, and the DiT MLPs' GELU-tanh) run through the same vector code
-// (elementwise.hpp).
+// y = x·a_c + b_c per channel (GroupNorm's normalisation and affine,
+// docs/model.md#vae-resnet-block-and-groupnorm), then SiLU, stored as f32 or as the bf16 operands of the
+// convolution. group_norm() applies it as a pass of its own and conv3d() while it stages its input, so
+// SiLU(GroupNorm(x)) never has to exist as a tensor. The activations alone (SiLU, and the DiT MLPs'
+// GELU-tanh) run through the same vector code (elementwise.hpp).
 //
 // The map runs over rows of C values, the pixels of a channels-last tensor (a, b indexed by
 // channel) or a run of one channel (a, b the same for all). It is written with GCC vector types of

@@ -5,8 +5,8 @@
 //
 // With `causal`, frame 0 is upsampled in space only and the other frames in time and space, so
 // T_out = 1 + ft·(T − 1): the causal VAE's UpsampleCausal3D, which splits off the first frame,
-// interpolates it as an image and concatenates it in front of the interpolated rest (SPEC §7.3).
-// Here it is one pass with no concatenation.
+// interpolates it as an image and concatenates it in front of the interpolated rest
+// (docs/model.md#vae-sampling). Here it is one pass with no concatenation.
 //
 // A channels-last input gives a channels-last output (whole pixels are copied); anything else is
 // read as channels-first contiguous and gives that.
