@@ -26,6 +26,9 @@ concept Backend = requires(const Tensor& t, const Shape& s, float f, std::int64_
     { B::upload(t) } -> std::same_as<Tensor>;      // host tensor -> device (f32 stays as is)
     { B::download(t) } -> std::same_as<Tensor>;    // device tensor -> host
     { B::weight(t, DType::f32) } -> std::same_as<Tensor>;  // stored weight -> device tensor of that dtype
+    // the same, converting into `reuse` (a tensor of that shape and dtype no one else holds) when a
+    // conversion is needed: streamed layers reuse one layer's buffers instead of fresh memory each time
+    { B::weight_into(t, DType::f32, t) } -> std::same_as<Tensor>;
     { B::contiguous(t) } -> std::same_as<Tensor>;  // materialise a strided view
     { B::to_float(t) } -> std::same_as<Tensor>;    // any dtype -> f32
     { B::cast(t, DType::bf16) } -> std::same_as<Tensor>;

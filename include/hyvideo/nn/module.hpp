@@ -72,6 +72,18 @@ void load_weights(M& m, const WeightSource& src, const std::string& prefix = "",
     module_detail::load_parameters(m, src, prefix, matmul, [](const std::string&) { return true; });
 }
 
+// load_weights into the buffers m already holds where a conversion is needed (B::weight_into): for a
+// streamed layer whose previous occupant's weights are no longer used. Names and shapes are checked
+// as load_weights checks them.
+template <class M>
+void load_weights_into(M& m, const WeightSource& src, const std::string& prefix, DType matmul) {
+    using B = typename M::backend;
+    m.parameters(prefix, [&](const std::string& name, const Shape& shape, Tensor& slot) {
+        module_detail::check_weight(src, name, shape);
+        slot = B::weight_into(src.get(name), compute_dtype(shape, matmul), std::move(slot));
+    });
+}
+
 // Checks, without reading any weight, that src holds every parameter of m with its shape and, under
 // `prefix`, nothing else: a checkpoint with extra tensors belongs to another configuration.
 template <class M>

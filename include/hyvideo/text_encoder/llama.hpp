@@ -153,6 +153,7 @@ struct LlamaModel {
                       ", not a float tensor");
         for (auto& layer : layers)
             layer.parameters("", [](const std::string&, const Shape&, Tensor& slot) { slot = {}; });
+        scratch_.reset();
         streamed = StreamedWeights{std::move(source), prefix, matmul};
     }
 
@@ -183,11 +184,16 @@ struct LlamaModel {
     }
 
 private:
-    LlamaDecoderLayer<B> stream_in(const LlamaDecoderLayer<B>& structure, std::int64_t i) const {
-        LlamaDecoderLayer<B> layer = structure;
-        load_weights(layer, *streamed->source, streamed->prefix + "layers." + std::to_string(i) + ".", streamed->matmul);
-        return layer;
+    // Layer i's weights, converted into the buffers of the layer streamed before it (all layers have
+    // the same shapes): fresh memory for every layer cost 0.33 s of an 1.1 s f32 layer. A forward is
+    // therefore not reentrant while streaming.
+    const LlamaDecoderLayer<B>& stream_in(const LlamaDecoderLayer<B>& structure, std::int64_t i) const {
+        if (!scratch_) scratch_ = structure;
+        load_weights_into(*scratch_, *streamed->source, streamed->prefix + "layers." + std::to_string(i) + ".",
+                          streamed->matmul);
+        return *scratch_;
     }
+    mutable std::optional<LlamaDecoderLayer<B>> scratch_;
 };
 
 }  // namespace hyvideo
