@@ -18,6 +18,7 @@
 #include "hyvideo/io/atomic_file.hpp"
 #include "hyvideo/io/image.hpp"
 #include "hyvideo/io/json_file.hpp"
+#include "hyvideo/pipelines/default_model.hpp"
 #include "hyvideo/pipelines/prompt_encoder.hpp"
 #include "hyvideo/pipelines/text_embeds.hpp"
 
@@ -139,7 +140,7 @@ inline TextEmbedsFile encode_prompts(const TextEncoderArgs& t, const HYVideoConf
     const auto t0 = std::chrono::steady_clock::now();
     TextEmbedsFile out;
     {
-        const PromptEncoder<cpu> enc = builtin_dit ? PromptEncoder<cpu>::builtin(*builtin_dit, i2v, o, 20241203 + 7)
+        const PromptEncoder<cpu> enc = builtin_dit ? PromptEncoder<cpu>::builtin(*builtin_dit, i2v, o, kDefaultWeightSeed + 7)
                                                    : PromptEncoder<cpu>::open(t.text_encoder, t.text_encoder_2, i2v, o, &notes);
         HYVIDEO_CHECK(want_dim <= 0 || enc.text_states_dim() == want_dim, "--text-encoder gives ", enc.text_states_dim(),
                       "-wide states, the DiT takes ", want_dim, " (text_states_dim)");

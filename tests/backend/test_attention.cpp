@@ -18,19 +18,13 @@
 #include "hyvideo/backend/attention_mask.hpp"
 #include "hyvideo/backend/cpu/attention.hpp"
 #include "hyvideo/backend/cpu/blend.hpp"
+#include "../support/tensors.hpp"
 
 using namespace hyvideo;
+using hyvideo::test::random_normal;
 using cpu_detail::AttentionKernel;
 
 namespace {
-
-Tensor random_normal(const Shape& shape, std::uint32_t seed) {
-    Tensor t = Tensor::empty(shape);
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> dist;
-    for (float& x : t.span<float>()) x = dist(rng);
-    return t;
-}
 
 // q, k, v as the DiT produces them: strided slices of one fused projection [B, S, 3, H, D].
 struct Qkv {

@@ -20,6 +20,7 @@
 #include "hyvideo/core/dtype_convert.hpp"
 #include "hyvideo/core/parallel.hpp"
 #include "hyvideo/core/tensor.hpp"
+#include "../support/error_of.hpp"
 #include "../support/thread_scope.hpp"
 
 using namespace hyvideo;
@@ -45,6 +46,7 @@ private:
 };
 
 using hyvideo::test::ThreadScope;
+using hyvideo::test::error_of;
 
 std::vector<float> random_values(std::size_t n, std::uint32_t seed) {
     std::mt19937 rng(seed);
@@ -180,16 +182,6 @@ void check_all_problems(bool bf16) {
     }
 }
 
-template <class F>
-std::string error_message(F&& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "(no hyvideo::Error thrown)";
-}
-
 }  // namespace
 
 // ---- gemm ------------------------------------------------------------------------------------------
@@ -270,12 +262,12 @@ TEST_CASE("gemm degenerate shapes: K == 0 gives beta·C, an empty C is left alon
 TEST_CASE("gemm rejects impossible sizes and leading dimensions") {
     std::vector<float> A(64), B(64), C(64);
     CHECK_THROWS_AS(gemm(false, false, -1, 2, 2, 1.0f, A.data(), 2, B.data(), 2, 0.0f, C.data(), 2), Error);
-    CHECK(error_message([&] { gemm(false, false, 4, 4, 8, 1.0f, A.data(), 7, B.data(), 4, 0.0f, C.data(), 4); })
+    CHECK(error_of([&] { gemm(false, false, 4, 4, 8, 1.0f, A.data(), 7, B.data(), 4, 0.0f, C.data(), 4); })
               .find("lda = 7") != std::string::npos);
     // Transposed A is stored K×M, so its rows are M long.
     CHECK_THROWS_AS(gemm(true, false, 4, 4, 2, 1.0f, A.data(), 2, B.data(), 4, 0.0f, C.data(), 4), Error);
     CHECK_THROWS_AS(gemm(false, true, 4, 4, 8, 1.0f, A.data(), 8, B.data(), 4, 0.0f, C.data(), 4), Error);
-    CHECK(error_message([&] { gemm(false, false, 2, 4, 2, 1.0f, A.data(), 2, B.data(), 4, 0.0f, C.data(), 3); })
+    CHECK(error_of([&] { gemm(false, false, 2, 4, 2, 1.0f, A.data(), 2, B.data(), 4, 0.0f, C.data(), 3); })
               .find("ldc = 3") != std::string::npos);
     CHECK_THROWS_AS(gemm(false, false, 2, 2, 2, 1.0f, nullptr, 2, B.data(), 2, 0.0f, C.data(), 2), Error);
 }
@@ -464,10 +456,10 @@ TEST_CASE("linear with empty dimensions") {
 TEST_CASE("linear rejects bad shapes and dtypes with the shapes in the message") {
     const Tensor x = random_tensor({2, 5}, 51);
     const Tensor w = random_tensor({3, 5}, 52);
-    const std::string wrong_in = error_message([&] { linear(x, random_tensor({3, 6}, 53), Tensor{}); });
+    const std::string wrong_in = error_of([&] { linear(x, random_tensor({3, 6}, 53), Tensor{}); });
     CHECK(wrong_in.find("[out, 5]") != std::string::npos);
     CHECK(wrong_in.find("[3, 6]") != std::string::npos);
-    const std::string wrong_bias = error_message([&] { linear(x, w, random_tensor({4}, 54)); });
+    const std::string wrong_bias = error_of([&] { linear(x, w, random_tensor({4}, 54)); });
     CHECK(wrong_bias.find("[3]") != std::string::npos);
     CHECK(wrong_bias.find("[4]") != std::string::npos);
     CHECK_THROWS_AS(linear(x, random_tensor({15}, 55), Tensor{}), Error);

@@ -12,6 +12,7 @@
 
 #include "hyvideo/core/error.hpp"
 #include "hyvideo/core/parallel.hpp"
+#include "../support/error_of.hpp"
 #include "../support/thread_scope.hpp"
 
 using namespace hyvideo;
@@ -19,16 +20,7 @@ using namespace hyvideo;
 namespace {
 
 using hyvideo::test::ThreadScope;
-
-template <class F>
-std::string error_message(F&& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "(no hyvideo::Error thrown)";
-}
+using hyvideo::test::error_of;
 
 }  // namespace
 
@@ -85,7 +77,7 @@ TEST_CASE("parallel_for uses both threads for a large range and nests serially")
 TEST_CASE("parallel_for rethrows the exception of the lowest failing chunk") {
     ThreadScope scope(2);
     for (int attempt = 0; attempt < 20; ++attempt) {
-        const std::string message = error_message([] {
+        const std::string message = error_of([] {
             parallel_for(0, 100, [](std::int64_t i) { throw Error("failed at " + std::to_string(i)); });
         });
         CHECK(message == "failed at 0");

@@ -18,17 +18,12 @@
 #include "hyvideo/core/dtype_convert.hpp"
 #include "hyvideo/core/tensor.hpp"
 #include "hyvideo/interop/xtensor.hpp"
+#include "../support/tensors.hpp"
 
 using namespace hyvideo;
+using hyvideo::test::iota;
 
 namespace {
-
-// 0, 1, 2, ... in a fresh contiguous f32 tensor, so every element says where it came from.
-Tensor iota(Shape shape) {
-    std::vector<float> v(static_cast<std::size_t>(shape_numel(shape)));
-    std::iota(v.begin(), v.end(), 0.0f);
-    return Tensor::from_vector(std::move(shape), v);
-}
 
 // Same shape and the same values (xt::equal alone would broadcast).
 template <class A, class B>

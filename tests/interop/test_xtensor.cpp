@@ -14,18 +14,10 @@
 #include <xtensor/xview.hpp>
 
 #include "hyvideo/interop/xtensor.hpp"
+#include "../support/tensors.hpp"
 
 using namespace hyvideo;
-
-namespace {
-
-Tensor iota(Shape shape) {
-    std::vector<float> v(static_cast<std::size_t>(shape_numel(shape)));
-    std::iota(v.begin(), v.end(), 0.0f);
-    return Tensor::from_vector(std::move(shape), v);
-}
-
-}  // namespace
+using hyvideo::test::iota;
 
 // Adapting a temporary would leave the adaptor pointing at freed memory when it was the only owner.
 static_assert(!std::is_invocable_v<decltype([](auto&& t) -> decltype(as_xtensor<float>(std::move(t))) {

@@ -20,22 +20,16 @@
 #include "hyvideo/text_encoder/llava.hpp"
 #include "hyvideo/text_encoder/llava_text_encoder.hpp"
 #include "hyvideo/text_encoder/llm_text_encoder.hpp"
+#include "../support/tensors.hpp"
 
 using namespace hyvideo;
+using hyvideo::test::random_normal;
 using hyvideo::test::error_of;
 namespace fs = std::filesystem;
 
 namespace {
 
 const fs::path kAssets = fs::path(HYVIDEO_TEST_DATA_DIR) / ".." / ".." / "assets" / "tokenizers";
-
-Tensor random_normal(const Shape& shape, std::uint32_t seed) {
-    Tensor t = Tensor::empty(shape);
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> dist;
-    for (float& x : t.span<float>()) x = dist(rng);
-    return t;
-}
 
 Tensor ids_tensor(const std::vector<std::vector<std::int64_t>>& rows) {
     std::vector<std::int64_t> flat;

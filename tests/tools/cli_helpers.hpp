@@ -1,14 +1,19 @@
 #pragma once
 // Running build/bin/hyvideo from the tests, as a user would: exit status and everything it printed.
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "hyvideo/io/image.hpp"
 
 namespace hyvideo::test {
 
@@ -29,6 +34,15 @@ inline CliRun run_cli(const std::string& args) {
     ss << std::ifstream(log).rdbuf();
     std::filesystem::remove(log);
     return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, ss.str()};
+}
+
+// Every frame a run wrote with --frames-dir, in order.
+inline std::vector<std::vector<std::uint8_t>> frames_in(const std::filesystem::path& dir) {
+    std::vector<std::filesystem::path> files(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator{});
+    std::sort(files.begin(), files.end());
+    std::vector<std::vector<std::uint8_t>> out;
+    for (const auto& f : files) out.push_back(read_image(f).rgb);
+    return out;
 }
 
 }  // namespace hyvideo::test

@@ -28,6 +28,7 @@ namespace {
 
 using Run = hyvideo::test::CliRun;
 using hyvideo::test::run_cli;
+using hyvideo::test::frames_in;
 
 struct Scratch {
     fs::path dir = fs::temp_directory_path() / ("hyvideo_gen_" + std::to_string(::getpid()));
@@ -180,15 +181,6 @@ TEST_CASE("generate: bad inputs give a message, exit 1 and no output file") {
 namespace {
 
 std::string checkpoints_dir() { return std::string(HYVIDEO_TEST_DATA_DIR) + "/checkpoints/"; }
-
-// Every frame a run wrote with --frames-dir, in order.
-std::vector<std::vector<std::uint8_t>> frames_in(const fs::path& dir) {
-    std::vector<fs::path> files(fs::directory_iterator(dir), fs::directory_iterator{});
-    std::sort(files.begin(), files.end());
-    std::vector<std::vector<std::uint8_t>> out;
-    for (const auto& f : files) out.push_back(read_image(f).rgb);
-    return out;
-}
 
 }  // namespace
 

@@ -45,6 +45,7 @@
 namespace fs = std::filesystem;
 using namespace hyvideo;
 using hyvideo::test::run_cli;
+using hyvideo::test::frames_in;
 using json = nlohmann::json;
 
 namespace {
@@ -402,15 +403,6 @@ struct Out {
     fs::path path(const std::string& name) const { return dir / name; }
     std::size_t entries() const { return static_cast<std::size_t>(std::distance(fs::directory_iterator(dir), {})); }
 };
-
-// Every frame a run wrote with --frames-dir, in order.
-std::vector<std::vector<std::uint8_t>> frames_in(const fs::path& dir) {
-    std::vector<fs::path> files(fs::directory_iterator(dir), fs::directory_iterator{});
-    std::sort(files.begin(), files.end());
-    std::vector<std::vector<std::uint8_t>> out;
-    for (const auto& f : files) out.push_back(read_image(f).rgb);
-    return out;
-}
 
 std::int64_t ones(const Tensor& mask) {
     const auto v = mask.to_vector();

@@ -80,7 +80,7 @@ public:
     // text_encoder_2 (CLIP-L). Notes (inferred configs, tokenizers taken from the bundle) go to `notes`.
     static PromptEncoder open(const std::filesystem::path& text_encoder, const std::filesystem::path& text_encoder_2,
                               bool i2v, const PromptEncoderOptions& o, std::vector<std::string>* notes = nullptr) {
-        PromptEncoder e(o, i2v);
+        PromptEncoder e;
         const TextEncoderFiles llm = with_flag("--text-encoder", [&] {
             return open_text_encoder(text_encoder, i2v ? TextEncoderKind::llava : TextEncoderKind::llama);
         });
@@ -127,7 +127,7 @@ public:
     // Tiny encoders of HunyuanVideo's exact structure whose widths are the DiT's text_states_dim and
     // text_states_dim_2, with deterministic pseudo-random weights and the real tokenizers.
     static PromptEncoder builtin(const HYVideoConfig& dit, bool i2v, const PromptEncoderOptions& o, std::uint64_t seed) {
-        PromptEncoder e(o, i2v);
+        PromptEncoder e;
         e.llama_tokenizer_ = std::make_shared<text::LlamaTokenizer>(o.bundled_tokenizers / "llama3-llava");
         e.clip_tokenizer_ = std::make_shared<text::ClipTokenizer>(o.bundled_tokenizers / "clip-vit-large-patch14");
         const LlamaConfig llama = builtin_llama_config(dit.text_states_dim);
@@ -224,7 +224,7 @@ public:
     }
 
 private:
-    PromptEncoder(const PromptEncoderOptions&, bool) {}
+    PromptEncoder() = default;
 
     void configure(const PromptEncoderOptions& o) {
         HYVIDEO_CHECK(o.text_len >= 1 && o.text_len <= 65536, "--text-len ", o.text_len, ": must be in 1..65536");
