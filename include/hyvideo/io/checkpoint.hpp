@@ -66,6 +66,7 @@
 #include "hyvideo/io/json_file.hpp"
 #include "hyvideo/io/pt_file.hpp"
 #include "hyvideo/io/safetensors.hpp"
+#include "hyvideo/io/sharded_safetensors.hpp"
 #include "hyvideo/io/weight_source.hpp"
 #include "hyvideo/models/config.hpp"
 #include "hyvideo/nn/module.hpp"
@@ -616,31 +617,13 @@ private:
         for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
             if (!e.path().filename().string().ends_with(".safetensors.index.json")) continue;
             try {
-                for (const auto& [_, file] : read_index(e.path()))
+                for (const auto& [_, file] : read_safetensors_index(e.path()))
                     if (file == shard.filename().string()) return e.path();
             } catch (const Error&) {
                 // An unreadable index elsewhere in the folder is not this file's problem.
             }
         }
         return std::nullopt;
-    }
-
-    // weight_map of a safetensors index: tensor name -> shard file name (a plain name in the same folder).
-    static std::map<std::string, std::string> read_index(const std::filesystem::path& p) {
-        const nlohmann::json j = read_json_file(p, "safetensors index");
-        HYVIDEO_CHECK(j.is_object() && j.contains("weight_map") && j["weight_map"].is_object(), p.string(),
-                      ": not a safetensors index (no \"weight_map\" object)");
-        std::map<std::string, std::string> out;
-        for (const auto& [name, file] : j["weight_map"].items()) {
-            HYVIDEO_CHECK(file.is_string(), p.string(), ": weight_map[\"", name, "\"] is not a file name");
-            const std::string f = file.get<std::string>();
-            // Shards are files beside the index; a path could reach any file on the machine.
-            HYVIDEO_CHECK(!f.empty() && f.find('/') == std::string::npos && f.find('\\') == std::string::npos &&
-                              f != "." && f != "..",
-                          p.string(), ": weight_map[\"", name, "\"] = \"", f, "\" is not a file name in the same folder");
-            out.emplace(name, f);
-        }
-        return out;
     }
 
     void resolve(const std::filesystem::path& path) {
@@ -671,10 +654,9 @@ private:
         }
         container_ = Container::safetensors_sharded;
         index_file_ = *index;
-        const auto map = read_index(*index);
+        const auto map = read_safetensors_index(*index);
         std::set<std::string> shards;
         for (const auto& [_, f] : map) shards.insert(f);
-        HYVIDEO_CHECK(!shards.empty(), index->string(), ": the weight_map is empty");
         const auto dir = index->has_parent_path() ? index->parent_path() : std::filesystem::path(".");
         std::map<std::string, std::shared_ptr<const SafetensorsFile>> opened;
         for (const auto& s : shards) {
