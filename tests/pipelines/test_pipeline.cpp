@@ -2,6 +2,8 @@
 // across thread counts, the step callback, and the pieces around the loop (sizes, noise, guidance
 // value, I2V buckets and preprocessing).
 #include <cstring>
+#include <memory>
+#include <vector>
 
 #include "../golden/golden_check.hpp"
 #include "hyvideo/core/parallel.hpp"
@@ -62,6 +64,41 @@ TEST_CASE("the step callback sees every step and can stop the run") {
     CHECK(std::memcmp(seen.back().raw_data(), full.raw_data(), full.nbytes()) == 0);
     const Tensor stopped = r.run([&](std::int64_t i, float, const Tensor&) { return i < 1; });
     CHECK(std::memcmp(stopped.raw_data(), seen[1].raw_data(), stopped.nbytes()) == 0);
+}
+
+namespace {
+
+// A solver of the caller's: Euler that records the steps it is asked for, with state shared between
+// copies so that the test can read it (a multistep solver's history lives in the same place).
+struct RecordingEuler {
+    FlowMatchDiscreteScheduler euler{7.0f, true};
+    std::shared_ptr<std::vector<std::int64_t>> calls = std::make_shared<std::vector<std::int64_t>>();
+    void set_timesteps(std::int64_t n) { euler.set_timesteps(n); }
+    std::int64_t num_inference_steps() const { return euler.num_inference_steps(); }
+    float timestep(std::int64_t i) const { return euler.timestep(i); }
+    template <Backend B>
+    Tensor step(const Tensor& v, std::int64_t i, const Tensor& x) {
+        calls->push_back(i);
+        return euler.step<B>(v, i, x);
+    }
+};
+
+}  // namespace
+
+static_assert(FlowSolver<FlowMatchDiscreteScheduler, cpu>);
+static_assert(FlowSolver<RecordingEuler, cpu>);
+static_assert(!FlowSolver<int, cpu>);
+
+TEST_CASE("the solver is the pipeline's policy: a caller's solver runs every step, in order") {
+    const TinyRun r;
+    const RecordingEuler solver;
+    const HunyuanVideoPipeline<HYVideoDiffusionTransformer<cpu>, RecordingEuler> pipe(r.dit, solver);
+    const Tensor out = pipe.denoise(randn(latent_shape({64, 64, 9}), 123), r.prompt, r.opt);
+    CHECK(*solver.calls == std::vector<std::int64_t>{0, 1, 2});
+    // Euler under another name is the default pipeline, exactly.
+    const Tensor reference = r.run();
+    REQUIRE(out.shape() == reference.shape());
+    CHECK(std::memcmp(out.raw_data(), reference.raw_data(), out.nbytes()) == 0);
 }
 
 TEST_CASE("true CFG needs negative embeddings, and they must match the prompt's length") {

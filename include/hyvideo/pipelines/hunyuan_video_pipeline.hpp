@@ -7,15 +7,22 @@
 // Text-to-video:   x ← noise;  for t in timesteps: x ← x + DiT(x, t)·(σ_{i+1} − σ_i)
 // token_replace:   frame 0 is the clean image latent before every step and is never stepped
 // latent_concat:   the DiT sees [x | image latent in frame 0 | mask] on channels; all frames stepped
+//
+// The solver is a policy (schedulers/flow_solver.hpp): FlowMatchDiscreteScheduler by default, built
+// from SamplingOptions' flow_shift and flow_reverse; another is given to the constructor and carries
+// its own settings.
 #include <cmath>
+#include <concepts>
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "hyvideo/models/hunyuan_video.hpp"
 #include "hyvideo/pipelines/guidance.hpp"
 #include "hyvideo/schedulers/flow_match_discrete.hpp"
+#include "hyvideo/schedulers/flow_solver.hpp"
 #include "hyvideo/vae/distribution.hpp"
 
 namespace hyvideo {
@@ -63,12 +70,20 @@ inline float embedded_guidance_value(float scale, bool bf16_rounding) {
     return bf16_to_f32(f32_to_bf16(s * 1000.0f));
 }
 
-template <class DiT>
+template <class DiT, class Scheduler = FlowMatchDiscreteScheduler>
+    requires FlowSolver<Scheduler, typename DiT::backend>
 class HunyuanVideoPipeline {
 public:
     using B = typename DiT::backend;
 
-    explicit HunyuanVideoPipeline(const DiT& dit) : dit_(dit) {}
+    // The default solver, FlowMatchDiscreteScheduler, from each run's SamplingOptions (flow_shift,
+    // flow_reverse).
+    explicit HunyuanVideoPipeline(const DiT& dit)
+        requires std::constructible_from<Scheduler, float, bool>
+        : dit_(dit) {}
+    // A solver of the caller's, with its own settings (SamplingOptions' flow_shift and flow_reverse
+    // are then not used); each run starts from a copy of it.
+    HunyuanVideoPipeline(const DiT& dit, Scheduler scheduler) : dit_(dit), scheduler_(std::move(scheduler)) {}
 
     // Runs the denoising loop from `latents` (the initial noise, or the stability mix for I2V) and
     // returns the final latents. `c.negative` is required when options.cfg_scale > 1.
@@ -83,7 +98,7 @@ public:
         const std::int64_t N = latents.size(0);
         if (image) check_image(*image, latents);
 
-        FlowMatchDiscreteScheduler scheduler(opt.flow_shift, opt.flow_reverse);
+        Scheduler scheduler = make_scheduler(opt);
         scheduler.set_timesteps(opt.infer_steps);
 
         DiTInputs in;
@@ -99,7 +114,7 @@ public:
         const bool token_replace = image && image->type == I2VConditionType::token_replace;
         const RopeTables rope = dit_.rope_tables(latents.shape());
         for (std::int64_t i = 0; i < scheduler.num_inference_steps(); ++i) {
-            const float t = scheduler.timesteps[i];
+            const float t = scheduler.timestep(i);
             if (token_replace) latents = B::cat({image->img_latents, latents.slice(2, 1, latents.size(2))}, 2);
             Tensor x = latents;
             if (image && image->type == I2VConditionType::latent_concat) x = latent_concat_input(latents, image->img_latents);
@@ -157,7 +172,14 @@ private:
                       latents.size(4), "], got ", l.defined() ? shape_str(l.shape()) : "nothing");
     }
 
+    Scheduler make_scheduler(const SamplingOptions& opt) const {
+        if (scheduler_) return *scheduler_;
+        if constexpr (std::constructible_from<Scheduler, float, bool>) return Scheduler(opt.flow_shift, opt.flow_reverse);
+        else throw Error("unreachable: a pipeline without a default-constructible solver was given one");
+    }
+
     const DiT& dit_;
+    std::optional<Scheduler> scheduler_;  // none: the default solver from each run's SamplingOptions
 };
 
 // The VAE's video for final latents, in [0, 1]: clamp(decode(latents / scaling_factor)/2 + 0.5).

@@ -56,6 +56,7 @@ struct FlowMatchDiscreteScheduler {
     }
 
     std::int64_t num_inference_steps() const { return static_cast<std::int64_t>(timesteps.size()); }
+    float timestep(std::int64_t i) const { return timesteps.at(static_cast<std::size_t>(i)); }
 
     // One Euler step at index i: sample + model_output·(σ_{i+1} − σ_i).
     template <Backend B>
