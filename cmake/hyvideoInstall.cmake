@@ -1,7 +1,8 @@
 # Install rules and the CMake package, so that a downstream project can write
 #   find_package(hyvideo CONFIG REQUIRED)
 #   target_link_libraries(app PRIVATE hyvideo::hyvideo)
-# after `cmake --install`. tests/consumer builds such a project both from the install and through
+# after `cmake --install` (and, for video and image files, find_package(hyvideo CONFIG REQUIRED
+# COMPONENTS video) and hyvideo::video, where FFmpeg was found). tests/consumer builds such a project both from the install and through
 # add_subdirectory.
 include(CMakePackageConfigHelpers)
 
@@ -14,8 +15,8 @@ mark_as_advanced(HYVIDEO_INSTALL_CMAKEDIR)
 # hyvideoConfig.cmake.in has to re-find every package whose imported target hyvideo links, or the
 # exported target would name targets the consumer does not have. Fail here, at configure time, rather
 # than in a consumer's build when a dependency is added to hyvideoDependencies.cmake and not there.
-set(_hyvideo_found_by_config Eigen3::Eigen nlohmann_json::nlohmann_json fmt::fmt OpenMP::OpenMP_CXX
-                             Threads::Threads DNNL::dnnl PkgConfig::HYVIDEO_FFMPEG)
+set(_hyvideo_found_by_config Eigen3::Eigen nlohmann_json::nlohmann_json OpenMP::OpenMP_CXX Threads::Threads
+                             DNNL::dnnl)
 get_target_property(_hyvideo_links hyvideo INTERFACE_LINK_LIBRARIES)
 foreach(_lib IN LISTS _hyvideo_links)
   if(_lib MATCHES "::" AND NOT _lib IN_LIST _hyvideo_found_by_config)
@@ -40,6 +41,13 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/hyvideo DESTINATION ${CMAKE_INST
 install(EXPORT hyvideoTargets
         NAMESPACE hyvideo::
         DESTINATION ${HYVIDEO_INSTALL_CMAKEDIR})
+# hyvideo::video in its own export set, which the config loads only where FFmpeg is found again.
+if(TARGET hyvideo_video)
+  install(TARGETS hyvideo_video EXPORT hyvideoVideoTargets)
+  install(EXPORT hyvideoVideoTargets
+          NAMESPACE hyvideo::
+          DESTINATION ${HYVIDEO_INSTALL_CMAKEDIR})
+endif()
 
 configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/hyvideoConfig.cmake.in
                               ${PROJECT_BINARY_DIR}/hyvideoConfig.cmake

@@ -55,6 +55,7 @@ struct GenerateArgs {
     std::string dit, vae, model, dit_config, vae_config, text_embeds, output, frames_dir;
     double fps = 24.0;
     std::string precision = "f32";
+    std::string builtin_model = default_asset_dir("models/builtin");
     TextEncoderArgs text;
 };
 
@@ -62,7 +63,7 @@ inline CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
     auto* g = app.add_subcommand("generate", "Generate a video (text-to-video, or image-to-video with --i2v-image-path)");
     g->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a repeated flag: the last wins
     g->add_option("--video-size", a.video_size, "height width (rounded up to multiples of 16); default 720 1280, "
-                                                "or 256 256 for the built-in model")
+                                                "or 64 64 for the built-in model")
         ->expected(2);
     g->add_option("--video-length", a.video_length, "frames, 4k+1; default 129, or 33 for the built-in model");
     g->add_option("--infer-steps", a.infer_steps, "sampling steps")->capture_default_str();
@@ -102,6 +103,9 @@ inline CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
     g->add_option("--frames-dir", a.frames_dir, "also write every frame as PNG into this directory");
     g->add_option("--precision", a.precision, "DiT compute: f32, or bf16 (bf16 GEMM operands, f32 accumulation)")
         ->check(CLI::IsMember({"f32", "bf16"}))
+        ->capture_default_str();
+    g->add_option("--builtin-model", a.builtin_model, "the learned built-in model's folder, used without --dit/--vae "
+                                                      "(tools/builtin_model/train.py writes one)")
         ->capture_default_str();
     return g;
 }
@@ -220,7 +224,15 @@ inline int run_generate(const GenerateArgs& a) {
     using B = cpu;
     const bool builtin = a.dit.empty() && a.vae.empty();
     HYVIDEO_CHECK(a.dit.empty() == a.vae.empty(), "give both --dit and --vae, or neither for the built-in model");
-    const bool prompt = a.text.uses_encoders();
+    const bool i2v = !a.i2v_image_path.empty();
+    // The built-in model: the learned weights for text-to-video; image-to-video runs the pseudo-random
+    // ones of the same structure, as the learned model never saw an image condition.
+    const bool random_weights = builtin && i2v;
+    // Without a prompt the built-in model draws its default one.
+    TextEncoderArgs text_args = a.text;
+    const bool default_prompt = builtin && !text_args.prompt && a.text_embeds.empty();
+    if (default_prompt) text_args.prompt = kBuiltinPrompt;
+    const bool prompt = text_args.uses_encoders();
     HYVIDEO_CHECK(!(prompt && !a.text_embeds.empty()), "give --prompt or --text-embeds, not both");
     HYVIDEO_CHECK(builtin || prompt || !a.text_embeds.empty(),
                   "real weights need --prompt with --text-encoder and --text-encoder-2, or --text-embeds (see docs/usage.md)");
@@ -232,14 +244,13 @@ inline int run_generate(const GenerateArgs& a) {
     HYVIDEO_CHECK(prompt || (a.text.text_encoder.empty() && a.text.text_encoder_2.empty() && !a.text.neg_prompt),
                   "--text-encoder, --text-encoder-2 and --neg-prompt need --prompt");
     generate_detail::check_numbers(a);
-    const bool i2v = !a.i2v_image_path.empty();
     // CLI11 has checked the spelling.
     const I2VConditionType condition = parse_i2v_condition_type(a.i2v_condition_type).value();
 
     // ---- sizes and output paths, checked before any heavy work ---------------------------------
-    VideoSize size{a.video_size.empty() ? (builtin ? 256 : 720) : a.video_size[0],
-                   a.video_size.empty() ? (builtin ? 256 : 1280) : a.video_size[1],
-                   a.video_length ? *a.video_length : (builtin ? 33 : 129)};
+    VideoSize size{a.video_size.empty() ? (builtin ? kBuiltinVideoSide : 720) : a.video_size[0],
+                   a.video_size.empty() ? (builtin ? kBuiltinVideoSide : 1280) : a.video_size[1],
+                   a.video_length ? *a.video_length : (builtin ? kBuiltinVideoFrames : 129)};
     std::string note;
     size = align_video_size(size, &note);
     if (!note.empty()) fmt::print("note: {}\n", note);
@@ -256,21 +267,35 @@ inline int run_generate(const GenerateArgs& a) {
     HYVIDEO_CHECK(a.model.empty() || a.dit_config.empty(), "give --model or --dit-config, not both");
     HYVIDEO_CHECK(!builtin || a.model.empty(), "--model describes --dit weights: give --dit and --vae too");
     // Opening a checkpoint reads its headers (or a .pt's pickle), not its weights.
+    // The learned built-in model is read as --dit/--vae/--dit-config/--vae-config would read its files.
+    std::string dit_path = a.dit, vae_path = a.vae, dit_config = a.dit_config, vae_config = a.vae_config;
+    const char* dit_flag = "--dit";
+    const char* vae_flag = "--vae";
+    const char* dit_config_flag = "--dit-config";
+    const char* vae_config_flag = "--vae-config";
+    if (builtin && !random_weights) {
+        const BuiltinModelFiles f = BuiltinModelFiles::in(a.builtin_model);
+        dit_path = f.transformer.string();
+        vae_path = f.vae.string();
+        dit_config = f.transformer_config.string();
+        vae_config = f.vae_config.string();
+        dit_flag = vae_flag = dit_config_flag = vae_config_flag = "the built-in model";
+    }
     std::optional<Checkpoint> dit_file, vae_file;
-    if (!builtin) {
+    if (!random_weights) {
         try {
-            dit_file = Checkpoint::open(a.dit, {.kind = ModelKind::dit});
+            dit_file = Checkpoint::open(dit_path, {.kind = ModelKind::dit});
         } catch (const Error& e) {
-            throw Error(std::string("--dit: ") + e.what());
+            throw Error(std::string(dit_flag) + ": " + e.what());
         }
         try {
-            vae_file = Checkpoint::open(a.vae, {.kind = ModelKind::vae});
+            vae_file = Checkpoint::open(vae_path, {.kind = ModelKind::vae});
         } catch (const Error& e) {
-            throw Error(std::string("--vae: ") + e.what());
+            throw Error(std::string(vae_flag) + ": " + e.what());
         }
     }
-    HYVideoConfig dit_cfg = builtin                 ? default_dit_config()
-                            : !a.dit_config.empty() ? generate_detail::read_config<HYVideoConfig>(a.dit_config, "--dit-config")
+    HYVideoConfig dit_cfg = random_weights        ? default_dit_config()
+                            : !dit_config.empty() ? generate_detail::read_config<HYVideoConfig>(dit_config, dit_config_flag)
                             : !a.model.empty()      ? HYVideoConfig::preset(a.model)
                                                     : generate_detail::report_config(dit_file->dit_config(), "DiT", "--dit-config");
     if (i2v) {
@@ -278,31 +303,28 @@ inline int run_generate(const GenerateArgs& a) {
         dit_cfg.in_channels = condition == I2VConditionType::latent_concat ? 2 * dit_cfg.out_channels + 1 : dit_cfg.out_channels;
     }
     const AutoencoderKLCausal3DConfig vae_cfg =
-        builtin                 ? default_vae_config()
-        : !a.vae_config.empty() ? generate_detail::read_config<AutoencoderKLCausal3DConfig>(a.vae_config, "--vae-config")
+        random_weights        ? default_vae_config()
+        : !vae_config.empty() ? generate_detail::read_config<AutoencoderKLCausal3DConfig>(vae_config, vae_config_flag)
                                 : generate_detail::report_config(vae_file->vae_config(), "VAE", "--vae-config");
     // A configuration that disagrees with the weights (a --dit-config with 10^9 blocks, a --model of
     // another size, an I2V condition type the weights were not trained for) is refused here, from the
     // stored shapes, before any model is built.
-    if (!builtin) {
+    if (!random_weights) {
         try {
             dit_file->check_dit_config(dit_cfg);
         } catch (const Error& e) {
-            throw Error(std::string(!a.dit_config.empty() ? "--dit-config: " : !a.model.empty() ? "--model: " : "--dit: ") + e.what());
+            throw Error(std::string(!dit_config.empty() ? dit_config_flag : !a.model.empty() ? "--model" : dit_flag) + ": " + e.what());
         }
         try {
             vae_file->check_vae_config(vae_cfg);
         } catch (const Error& e) {
-            throw Error(std::string(!a.vae_config.empty() ? "--vae-config: " : "--vae: ") + e.what());
+            throw Error(std::string(!vae_config.empty() ? vae_config_flag : vae_flag) + ": " + e.what());
         }
     }
     // ---- conditioning inputs, checked before the weights are read ------------------------------
     TextEmbedsFile text;
     if (prompt) {
         // encoded below, once the outputs are known to be writable
-    } else if (a.text_embeds.empty()) {
-        text.prompt = default_prompt_embeds(dit_cfg, 1);
-        text.negative = default_prompt_embeds(dit_cfg, 2);
     } else {
         try {
             text = read_text_embeds(a.text_embeds, dit_cfg);
@@ -339,18 +361,26 @@ inline int run_generate(const GenerateArgs& a) {
     // ---- the prompt through the text encoders, which are released before the DiT is loaded ------
     if (prompt) {
         const PromptKind kind = size.frames == 1 && !i2v ? PromptKind::image : PromptKind::video;
-        text = encode_prompts(a.text, builtin ? &dit_cfg : nullptr, i2v, a.i2v_condition_type,
+        if (default_prompt)
+            fmt::print("prompt: \"{}\" (the built-in model's default; --prompt sets another)\n", kBuiltinPrompt);
+        text = encode_prompts(text_args, builtin ? &dit_cfg : nullptr, i2v, a.i2v_condition_type,
                               picture ? &*picture : nullptr, kind, a.cfg_scale > 1.0f || a.text.neg_prompt.has_value(),
                               dit_cfg.text_states_dim, dit_cfg.text_states_dim_2);
     }
 
     HYVideoDiffusionTransformer<B> dit(dit_cfg);
     AutoencoderKLCausal3D<B> vae(vae_cfg);
-    if (builtin) {
+    if (random_weights) {
         init_weights(dit, kDefaultWeightSeed);
         init_weights(vae, kDefaultWeightSeed + 1);
-        fmt::print("model: the built-in default (HunyuanVideo's architecture at a tiny width, deterministic "
-                   "pseudo-random weights; see docs/usage.md)\n");
+        fmt::print("model: the built-in default (HunyuanVideo's architecture at a tiny width) with deterministic "
+                   "pseudo-random weights: its learned weights are text-to-video only (docs/builtin_model.md)\n");
+    } else if (builtin) {
+        load_checkpoint(dit, *dit_file);
+        load_checkpoint(vae, *vae_file);
+        fmt::print("model: the built-in default (HunyuanVideo's architecture at a tiny width, {} parameters, trained on "
+                   "coloured shapes moving across a plain background; see docs/builtin_model.md)\n",
+                   parameter_count(dit) + parameter_count(vae));
     } else {
         // The DiT's blocks stay in the mapped file and are converted one at a time during each forward
         // (load_streamed), so memory is the file plus one block's weights in the compute dtype.

@@ -24,18 +24,20 @@
 
 namespace hyvideo::cli {
 
-// The tokenizer data: beside an installed command (<prefix>/bin/hyvideo finds
-// <prefix>/share/hyvideo/tokenizers, where `cmake --install` puts it), else the source tree the command
-// was built from, so that a build works in place without an install step.
-inline std::string default_tokenizers_dir() {
+// The data the command ships (assets/: the tokenizers, the built-in model): beside an installed command
+// (<prefix>/bin/hyvideo finds <prefix>/share/hyvideo/<sub>, where `cmake --install` puts it), else the
+// source tree the command was built from, so that a build works in place without an install step.
+inline std::string default_asset_dir(const std::string& sub) {
     std::error_code ec;
     const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
     if (!ec) {
-        const std::filesystem::path installed = exe.parent_path().parent_path() / "share" / "hyvideo" / "tokenizers";
+        const std::filesystem::path installed = exe.parent_path().parent_path() / "share" / "hyvideo" / sub;
         if (std::filesystem::is_directory(installed, ec)) return installed.string();
     }
-    return HYVIDEO_TOKENIZERS_DIR;
+    return (std::filesystem::path(HYVIDEO_ASSETS_DIR) / sub).string();
 }
+
+inline std::string default_tokenizers_dir() { return default_asset_dir("tokenizers"); }
 
 struct TextEncoderArgs {
     std::optional<std::string> prompt, neg_prompt;
@@ -189,8 +191,10 @@ inline CLI::App* add_encode_text(CLI::App& app, EncodeTextArgs& a) {
 
 inline int run_encode_text(const EncodeTextArgs& a) {
     HYVIDEO_CHECK(a.text.prompt.has_value(), "encode-text needs --prompt");
-    HYVIDEO_CHECK(!a.text.text_encoder.empty() && !a.text.text_encoder_2.empty(),
-                  "encode-text needs --text-encoder and --text-encoder-2");
+    // Neither encoder named: the built-in model's tiny encoders, as `generate` uses them.
+    const bool builtin = a.text.text_encoder.empty() && a.text.text_encoder_2.empty();
+    HYVIDEO_CHECK(builtin || (!a.text.text_encoder.empty() && !a.text.text_encoder_2.empty()),
+                  "encode-text needs both --text-encoder and --text-encoder-2, or neither for the built-in model's encoders");
     HYVIDEO_CHECK(a.video_length >= 1 && a.video_length <= 4097 && (a.video_length - 1) % 4 == 0, "--video-length ",
                   a.video_length, ": must be 4k+1 (1, 5, ..., 129) and at most 4097");
     AtomicFile::check_target(a.output);
@@ -204,11 +208,12 @@ inline int run_encode_text(const EncodeTextArgs& a) {
         }
     }
     const PromptKind kind = a.video_length == 1 && !i2v ? PromptKind::image : PromptKind::video;
-    const TextEmbedsFile e = encode_prompts(a.text, nullptr, i2v, a.i2v_condition_type, picture ? &*picture : nullptr,
+    const HYVideoConfig builtin_dit = default_dit_config();
+    const TextEmbedsFile e = encode_prompts(a.text, builtin ? &builtin_dit : nullptr, i2v, a.i2v_condition_type, picture ? &*picture : nullptr,
                                             kind, a.negative || a.text.neg_prompt.has_value(), 0, 0);
     std::map<std::string, std::string> meta{{"prompt", *a.text.prompt},
-                                            {"text_encoder", a.text.text_encoder},
-                                            {"text_encoder_2", a.text.text_encoder_2},
+                                            {"text_encoder", builtin ? "built-in" : a.text.text_encoder},
+                                            {"text_encoder_2", builtin ? "built-in" : a.text.text_encoder_2},
                                             {"data_type", kind == PromptKind::video ? "video" : "image"}};
     if (e.negative) meta["negative_prompt"] = a.text.neg_prompt.value_or("");
     if (i2v) meta["i2v_image_path"] = a.i2v_image_path;

@@ -38,6 +38,17 @@ build_and_run() {
     echo "run.sh: expected 'onednn=$expect_onednn OK' from $dir/hyvideo_consumer" >&2
     return 1
   fi
+  # hyvideo::hyvideo brings no FFmpeg; hyvideo::video does.
+  if ldd "$dir/hyvideo_consumer" | grep -q 'libav'; then
+    echo "run.sh: $dir/hyvideo_consumer links FFmpeg, which only hyvideo::video should bring" >&2
+    return 1
+  fi
+  line=$("$dir/hyvideo_consumer_video" "$dir/frame.png")
+  echo "$line"
+  if [[ $line != *"video OK"* ]]; then
+    echo "run.sh: expected 'video OK' from $dir/hyvideo_consumer_video" >&2
+    return 1
+  fi
 }
 
 echo "== (a) add_subdirectory"

@@ -1,13 +1,20 @@
 #pragma once
-// The built-in default model of `hyvideo generate`: HunyuanVideo's exact architecture (token
-// refiner, 3D RoPE, double and single stream blocks, embedded guidance, the causal 3D VAE with its
-// mid-block attention) at a tiny width, with deterministic pseudo-random weights, and deterministic
-// pseudo-random text embeddings in place of the text encoders.
+// The built-in model of `hyvideo generate`: HunyuanVideo's exact architecture (token refiner, 3D RoPE,
+// double and single stream blocks, embedded guidance, the causal 3D VAE with its mid-block attention)
+// at a tiny width, so that the whole pipeline runs in seconds on a fresh machine without downloading
+// 25 GB of weights.
 //
-// It is not a trained model: its videos are structured noise. It exists so that the whole pipeline
-// runs end to end in seconds on a fresh machine without downloading 25 GB of weights, and so that
-// its output is reproducible byte for byte from the seed.
+// Two sets of weights share that structure:
+//   - learned: trained by tools/builtin_model/train.py on a synthetic world of coloured shapes crossing
+//     a plain background, shipped in assets/models/builtin (BuiltinModelFiles), prompted through the
+//     tiny text encoders of PromptEncoder::builtin. `generate` without --dit/--vae runs it.
+//     docs/builtin_model.md tells how it was trained and what it can draw.
+//   - pseudo-random: init_weights with kDefaultWeightSeed, reproducible byte for byte from the seed and
+//     independent of any file; the tests use it, and image-to-video runs it (the learned model never saw
+//     an image condition).
 #include <cstdint>
+#include <filesystem>
+#include <string>
 
 #include "hyvideo/models/config.hpp"
 #include "hyvideo/nn/init.hpp"
@@ -18,6 +25,31 @@
 namespace hyvideo {
 
 inline constexpr std::uint64_t kDefaultWeightSeed = 20241203;  // HunyuanVideo's release date
+
+// What the learned built-in model draws when no prompt is given; its captions all read
+// "a {colour} {shape} moving {motion} on a {background} background".
+inline constexpr const char* kBuiltinPrompt = "a red circle moving from left to right on a black background";
+
+// The learned model's training clips: 64x64, 33 frames (latents 9x8x8).
+inline constexpr std::int64_t kBuiltinVideoSide = 64;
+inline constexpr std::int64_t kBuiltinVideoFrames = 33;
+
+// The files of the learned built-in model, as tools/builtin_model/train.py writes them: weights under
+// the official names (the DiT in bf16, the VAE in f32) and their configs in the official keys.
+struct BuiltinModelFiles {
+    std::filesystem::path transformer, transformer_config, vae, vae_config;
+
+    static BuiltinModelFiles in(const std::filesystem::path& dir) {
+        BuiltinModelFiles f{dir / "transformer.safetensors", dir / "transformer_config.json", dir / "vae.safetensors",
+                            dir / "vae_config.json"};
+        for (const auto* p : {&f.transformer, &f.transformer_config, &f.vae, &f.vae_config}) {
+            std::error_code ec;
+            HYVIDEO_CHECK(std::filesystem::is_regular_file(*p, ec), "the built-in model: '", p->string(),
+                          "' is missing (it ships in assets/models/builtin; tools/builtin_model/train.py makes it)");
+        }
+        return f;
+    }
+};
 
 inline HYVideoConfig default_dit_config() {
     HYVideoConfig c;  // T/2-cfgdistill's structure

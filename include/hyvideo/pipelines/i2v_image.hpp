@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "hyvideo/core/tensor.hpp"
-#include "hyvideo/io/video.hpp"
+#include "hyvideo/io/frames.hpp"
 
 namespace hyvideo {
 
