@@ -172,10 +172,11 @@ private:
                       latents.size(4), "], got ", l.defined() ? shape_str(l.shape()) : "nothing");
     }
 
+    // Without the default constructor's solver type, the only constructor takes a solver: scheduler_ is set.
     Scheduler make_scheduler(const SamplingOptions& opt) const {
-        if (scheduler_) return *scheduler_;
-        if constexpr (std::constructible_from<Scheduler, float, bool>) return Scheduler(opt.flow_shift, opt.flow_reverse);
-        else throw Error("unreachable: a pipeline without a default-constructible solver was given one");
+        if constexpr (std::constructible_from<Scheduler, float, bool>)
+            if (!scheduler_) return Scheduler(opt.flow_shift, opt.flow_reverse);
+        return *scheduler_;
     }
 
     const DiT& dit_;
