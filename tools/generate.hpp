@@ -41,10 +41,10 @@ struct GenerateArgs {
     std::vector<std::int64_t> video_size;      // H W; default depends on the model
     std::optional<std::int64_t> video_length;  // default depends on the model
     std::int64_t infer_steps = 50;
-    float flow_shift = 7.0f;
+    std::optional<float> flow_shift;  // default 7, or the built-in model's sampling.json
     bool flow_reverse = true;
     float embedded_cfg_scale = 6.0f;
-    float cfg_scale = 1.0f;
+    std::optional<float> cfg_scale;  // default 1, or the built-in model's sampling.json
     std::string seed;  // text, parsed by parse_seed: CLI11 would saturate out-of-range values
     std::string save_path = "./results";
     bool vae_tiling = true;
@@ -67,13 +67,14 @@ inline CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
         ->expected(2);
     g->add_option("--video-length", a.video_length, "frames, 4k+1; default 129, or 33 for the built-in model");
     g->add_option("--infer-steps", a.infer_steps, "sampling steps")->capture_default_str();
-    g->add_option("--flow-shift", a.flow_shift, "time shift of the flow-matching schedule")->capture_default_str();
+    g->add_option("--flow-shift", a.flow_shift, "time shift of the flow-matching schedule; default 7 (official), or the "
+                                                "built-in model's own (its sampling.json)");
     g->add_flag("--flow-reverse,!--no-flow-reverse", a.flow_reverse,
                 "run sigma from 1 to 0 (on by default: the official default, off, gives noise)");
     g->add_option("--embedded-cfg-scale", a.embedded_cfg_scale, "guidance of the guidance-distilled model")
         ->capture_default_str();
-    g->add_option("--cfg-scale", a.cfg_scale, "true classifier-free guidance when > 1 (needs negative embeddings)")
-        ->capture_default_str();
+    g->add_option("--cfg-scale", a.cfg_scale, "true classifier-free guidance when > 1 (needs negative embeddings); "
+                                              "default 1, or the built-in model's own (its sampling.json)");
     g->add_option("--seed", a.seed, "noise seed, 0..18446744073709551615 (default: random, printed)");
     g->add_option("--save-path", a.save_path, "directory for the video when -o is not given")->capture_default_str();
     g->add_flag("--vae-tiling,!--no-vae-tiling", a.vae_tiling, "tiled VAE decoding (on by default)");
@@ -139,11 +140,12 @@ inline void check_numbers(const GenerateArgs& a) {
                       "--video-length ", *a.video_length, ": must be 4k+1 (1, 5, 9, ..., 129) and at most ", kMaxFrames);
     HYVIDEO_CHECK(a.infer_steps >= 1 && a.infer_steps <= kMaxSteps, "--infer-steps ", a.infer_steps, ": must be in 1..",
                   kMaxSteps);
-    HYVIDEO_CHECK(std::isfinite(a.flow_shift) && a.flow_shift > 0, "--flow-shift ", a.flow_shift,
-                  ": must be a positive finite number (the official default is 7)");
+    if (a.flow_shift)
+        HYVIDEO_CHECK(std::isfinite(*a.flow_shift) && *a.flow_shift > 0, "--flow-shift ", *a.flow_shift,
+                      ": must be a positive finite number (the official default is 7)");
     HYVIDEO_CHECK(std::isfinite(a.embedded_cfg_scale), "--embedded-cfg-scale ", a.embedded_cfg_scale,
                   ": must be a finite number");
-    HYVIDEO_CHECK(std::isfinite(a.cfg_scale), "--cfg-scale ", a.cfg_scale, ": must be a finite number");
+    if (a.cfg_scale) HYVIDEO_CHECK(std::isfinite(*a.cfg_scale), "--cfg-scale ", *a.cfg_scale, ": must be a finite number");
     HYVIDEO_CHECK(std::isfinite(a.fps) && a.fps > 0 && a.fps <= kMaxFps, "--fps ", fmt::format("{:g}", a.fps),
                   ": must be in (0, ", kMaxFps, "]");
 }
@@ -273,6 +275,7 @@ inline int run_generate(const GenerateArgs& a) {
     const char* vae_flag = "--vae";
     const char* dit_config_flag = "--dit-config";
     const char* vae_config_flag = "--vae-config";
+    BuiltinSampling sampling;  // the official defaults: flow shift 7, no classifier-free guidance
     if (builtin && !random_weights) {
         const BuiltinModelFiles f = BuiltinModelFiles::in(a.builtin_model);
         dit_path = f.transformer.string();
@@ -280,7 +283,10 @@ inline int run_generate(const GenerateArgs& a) {
         dit_config = f.transformer_config.string();
         vae_config = f.vae_config.string();
         dit_flag = vae_flag = dit_config_flag = vae_config_flag = "the built-in model";
+        sampling = BuiltinSampling::from_file(f.sampling);
     }
+    const float flow_shift = a.flow_shift.value_or(sampling.flow_shift);
+    const float cfg_scale = a.cfg_scale.value_or(sampling.cfg_scale);
     std::optional<Checkpoint> dit_file, vae_file;
     if (!random_weights) {
         try {
@@ -332,7 +338,7 @@ inline int run_generate(const GenerateArgs& a) {
             throw Error(std::string("--text-embeds: ") + e.what());
         }
     }
-    HYVIDEO_CHECK(prompt || a.cfg_scale <= 1.0f || text.negative, "--cfg-scale ", a.cfg_scale,
+    HYVIDEO_CHECK(prompt || cfg_scale <= 1.0f || text.negative, "--cfg-scale ", cfg_scale,
                   " needs negative_text_states, negative_text_mask and negative_text_states_2 in --text-embeds");
     std::optional<Frames> picture;
     std::optional<Bucket> bucket;
@@ -364,7 +370,7 @@ inline int run_generate(const GenerateArgs& a) {
         if (default_prompt)
             fmt::print("prompt: \"{}\" (the built-in model's default; --prompt sets another)\n", kBuiltinPrompt);
         text = encode_prompts(text_args, builtin ? &dit_cfg : nullptr, i2v, a.i2v_condition_type,
-                              picture ? &*picture : nullptr, kind, a.cfg_scale > 1.0f || a.text.neg_prompt.has_value(),
+                              picture ? &*picture : nullptr, kind, cfg_scale > 1.0f || a.text.neg_prompt.has_value(),
                               dit_cfg.text_states_dim, dit_cfg.text_states_dim_2);
     }
 
@@ -408,16 +414,17 @@ inline int run_generate(const GenerateArgs& a) {
     // ---- sampling ------------------------------------------------------------------------------
     SamplingOptions opt;
     opt.infer_steps = a.infer_steps;
-    opt.flow_shift = a.flow_shift;
+    opt.flow_shift = flow_shift;
     opt.flow_reverse = a.flow_reverse;
     opt.embedded_cfg_scale = a.embedded_cfg_scale;
-    opt.cfg_scale = a.cfg_scale;
+    opt.cfg_scale = cfg_scale;
     opt.guidance_bf16_rounding = a.precision == "bf16";
     const Shape lat_shape = latent_shape(size, 1, vae.config.latent_channels);
     Tensor latents = B::upload(randn(lat_shape, seed));
     if (image && a.i2v_stability) latents = HunyuanVideoPipeline<decltype(dit)>::stability_init(latents, image->img_latents);
-    fmt::print("{}: {}x{}, {} frames, latents {}, {} steps, seed {}\n", i2v ? "image-to-video" : "text-to-video",
-               size.height, size.width, size.frames, shape_str(lat_shape), a.infer_steps, seed);
+    fmt::print("{}: {}x{}, {} frames, latents {}, {} steps (flow shift {:g}{}), seed {}\n",
+               i2v ? "image-to-video" : "text-to-video", size.height, size.width, size.frames, shape_str(lat_shape),
+               a.infer_steps, flow_shift, cfg_scale > 1.0f ? fmt::format(", cfg scale {:g}", cfg_scale) : "", seed);
 
     Progress progress(a.infer_steps);
     const HunyuanVideoPipeline<decltype(dit)> pipe(dit);

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Trains hyvideo's built-in model: HunyuanVideo's architecture at a tiny width, on the synthetic world of
-world.py, in about an hour and a half on two CPU cores. It is also the worked example of the training
+world.py, in just under two hours on two CPU cores. It is also the worked example of the training
 objective (docs/builtin_model.md).
 
     python tools/builtin_model/train.py --hyvideo build/bin/hyvideo --work /tmp/builtin --out assets/models/builtin
@@ -45,6 +45,7 @@ from make_fixtures import official_dit_state_dict  # noqa: E402
 
 SIZE, FRAMES = 64, 33            # the built-in model's default video
 GUIDANCE = 6.0                   # generate's default --embedded-cfg-scale; the DiT sees 1000x it
+NEGATIVE = ""                    # the embeds table's key of the unconditional (negative-prompt) embedding
 TRAIN_SHIFT = 3.0                # time shift of the training sigmas (the sampler's default is 7)
 
 DIT = dict(in_channels=16, out_channels=16, num_attention_heads=4, attention_head_dim=32, num_layers=2,
@@ -65,10 +66,14 @@ def log(*a):
 
 def stage_embeds(args):
     out = args.work / "embeds.pt"
-    if out.exists():
-        return torch.load(out)
     tmp = args.work / "embeds"
     tmp.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        table = torch.load(out)
+        if NEGATIVE not in table:  # a cache from before caption dropout
+            table[NEGATIVE] = negative_embedding(args, tmp)
+            torch.save(table, out)
+        return table
     table = {}
     for i, combo in enumerate(world.all_combinations()):
         cap = world.caption(*combo)
@@ -80,10 +85,24 @@ def stage_embeds(args):
         n = int(e["text_mask"].sum())
         assert e["text_mask"][0, :n].all(), "the mask is a prefix"
         table[cap] = (torch.from_numpy(e["text_states"][0, :n].copy()), torch.from_numpy(e["text_states_2"][0].copy()))
+    table[NEGATIVE] = negative_embedding(args, tmp)
     torch.save(table, out)
-    log(f"embeds: {len(table)} captions, {min(t[0].shape[0] for t in table.values())}.."
+    log(f"embeds: {len(table) - 1} captions, {min(t[0].shape[0] for t in table.values())}.."
         f"{max(t[0].shape[0] for t in table.values())} valid tokens")
     return table
+
+
+def negative_embedding(args, tmp):
+    """The unconditional branch of classifier-free guidance: what `generate --cfg-scale` feeds the DiT
+    when no --neg-prompt is given (the official default negative prompt through the same encoders)."""
+    f = tmp / "negative.safetensors"
+    if not f.exists():
+        subprocess.run([args.hyvideo, "encode-text", "--prompt", world.caption(*world.all_combinations()[0]),
+                        "--negative", "--video-length", str(FRAMES), "-o", str(f)], check=True, stdout=subprocess.DEVNULL)
+    e = load_numpy(str(f))
+    n = int(e["negative_text_mask"].sum())
+    assert e["negative_text_mask"][0, :n].all(), "the mask is a prefix"
+    return torch.from_numpy(e["negative_text_states"][0, :n].copy()), torch.from_numpy(e["negative_text_states_2"][0].copy())
 
 
 def text_batch(table, captions):
@@ -277,7 +296,10 @@ def stage_dit(args, table, lat_state):
         for g in opt.param_groups:
             g["lr"] = learning_rate(args.dit_lr, i, progress, warmup=200)
         idx = torch.randint(len(caps), (args.dit_batch,), generator=gen)
-        states, mask, pooled = text_batch(table, [caps[j] for j in idx])
+        # Caption dropout: a share of the batch learns the unconditional velocity, so that sampling can
+        # use classifier-free guidance (the built-in model's default --cfg-scale) to follow the prompt.
+        drop = torch.rand(args.dit_batch, generator=gen) < args.caption_dropout
+        states, mask, pooled = text_batch(table, [NEGATIVE if d else caps[j] for j, d in zip(idx, drop)])
         loss = flow_matching_loss(dit, lats[idx], states, (mask, pooled), gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -334,6 +356,9 @@ def stage_export(args, vae_state, lat_state, dit_state):
                   "mid_block_add_attention": VAE["mid_block_add_attention"]}
     (args.out / "transformer_config.json").write_text(json.dumps(dit_config, indent=1) + "\n")
     (args.out / "vae_config.json").write_text(json.dumps(vae_config, indent=1) + "\n")
+    # generate's defaults for this model (BuiltinSampling in include/hyvideo/pipelines/default_model.hpp).
+    (args.out / "sampling.json").write_text(json.dumps({"flow_shift": args.sample_flow_shift,
+                                                        "cfg_scale": args.sample_cfg_scale}, indent=1) + "\n")
     (args.out / "training.json").write_text(json.dumps({
         "scaling_factor": lat_state["scaling_factor"],
         "size": [SIZE, SIZE, FRAMES], "guidance": GUIDANCE, "train_shift": TRAIN_SHIFT,
@@ -343,6 +368,7 @@ def stage_export(args, vae_state, lat_state, dit_state):
         "dit_steps": dit_state["curve"][-1][0] if dit_state["curve"] else 0,
         "vae_minutes": round(vae_state["curve"][-1][1] / 60, 1) if vae_state["curve"] else 0,
         "dit_minutes": round(dit_state["curve"][-1][1] / 60, 1) if dit_state["curve"] else 0,
+        "caption_dropout": args.caption_dropout, "dit_lr": args.dit_lr, "dit_batch": args.dit_batch,
         "torch": torch.__version__, "seed": args.seed}, indent=1) + "\n")
     if args.plot:
         import matplotlib
@@ -381,10 +407,13 @@ def main(argv=None):
     ap.add_argument("--object-weight", type=float, default=8.0)
     ap.add_argument("--kl-weight", type=float, default=1e-4)
     ap.add_argument("--clips-per-caption", type=int, default=12)
-    ap.add_argument("--dit-minutes", type=float, default=60)
+    ap.add_argument("--dit-minutes", type=float, default=72)
     ap.add_argument("--dit-batch", type=int, default=16)
-    ap.add_argument("--dit-lr", type=float, default=4e-4)
+    ap.add_argument("--dit-lr", type=float, default=1e-3)
     ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--sample-flow-shift", type=float, default=7.0, help="generate's --flow-shift for this model")
+    ap.add_argument("--sample-cfg-scale", type=float, default=1.0, help="generate's --cfg-scale for this model")
+    ap.add_argument("--caption-dropout", type=float, default=0.1, help="share of DiT samples trained unconditional")
     ap.add_argument("--stop-after", choices=["embeds", "vae", "latents", "dit", "export"], default="export")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)

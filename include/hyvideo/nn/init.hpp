@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "hyvideo/nn/module.hpp"
 
@@ -25,9 +26,11 @@ constexpr float uniform_pm1(std::uint64_t h) { return static_cast<float>(h >> 40
 
 // Fills every parameter of m: matrices and convolution kernels uniform in ±gain/sqrt(fan_in) (the
 // scale nn.Linear's default init has), biases uniform in ±0.02, and 1-D weights (norm scales) as
-// 1 ± 0.02. Returns m for chaining.
-template <class M>
-M& init_weights(M& m, std::uint64_t seed, float gain = 1.0f) {
+// 1 ± 0.02. `gain_of(name)` gives each matrix its gain; the draws do not depend on it, so changing one
+// parameter's gain leaves every other parameter as it was. Returns m for chaining.
+template <class M, class GainOf>
+    requires std::is_invocable_r_v<float, GainOf, const std::string&>
+M& init_weights(M& m, std::uint64_t seed, GainOf gain_of) {
     using B = typename M::backend;
     if constexpr (requires { m.streamed; }) m.streamed.reset();  // it holds every weight now
     std::uint64_t param = 0;
@@ -36,7 +39,7 @@ M& init_weights(M& m, std::uint64_t seed, float gain = 1.0f) {
         float* p = t.data<float>();
         const bool is_bias = name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0;
         const std::int64_t fan_in = shape.size() >= 2 ? shape_numel(shape) / shape[0] : 1;
-        const float bound = shape.size() >= 2 ? gain / std::sqrt(static_cast<float>(fan_in)) : 0.02f;
+        const float bound = shape.size() >= 2 ? gain_of(name) / std::sqrt(static_cast<float>(fan_in)) : 0.02f;
         const std::uint64_t base = detail::splitmix64(seed ^ detail::splitmix64(++param));
         for (std::int64_t i = 0; i < t.numel(); ++i) {
             const float u = detail::uniform_pm1(detail::splitmix64(base + static_cast<std::uint64_t>(i)));
@@ -45,6 +48,11 @@ M& init_weights(M& m, std::uint64_t seed, float gain = 1.0f) {
         slot = B::weight(t, DType::f32);
     });
     return m;
+}
+
+template <class M>
+M& init_weights(M& m, std::uint64_t seed, float gain = 1.0f) {
+    return init_weights(m, seed, [gain](const std::string&) { return gain; });
 }
 
 }  // namespace hyvideo

@@ -12,9 +12,15 @@
 //   - pseudo-random: init_weights with kDefaultWeightSeed, reproducible byte for byte from the seed and
 //     independent of any file; the tests use it, and image-to-video runs it (the learned model never saw
 //     an image condition).
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "hyvideo/core/error.hpp"
+#include "hyvideo/io/json_file.hpp"
 
 #include "hyvideo/models/config.hpp"
 #include "hyvideo/nn/init.hpp"
@@ -36,18 +42,44 @@ inline constexpr std::int64_t kBuiltinVideoFrames = 33;
 
 // The files of the learned built-in model, as tools/builtin_model/train.py writes them: weights under
 // the official names (the DiT in bf16, the VAE in f32) and their configs in the official keys.
+// sampling.json holds the sampler settings the model was judged with (see BuiltinSampling).
 struct BuiltinModelFiles {
-    std::filesystem::path transformer, transformer_config, vae, vae_config;
+    std::filesystem::path transformer, transformer_config, vae, vae_config, sampling;
 
     static BuiltinModelFiles in(const std::filesystem::path& dir) {
         BuiltinModelFiles f{dir / "transformer.safetensors", dir / "transformer_config.json", dir / "vae.safetensors",
-                            dir / "vae_config.json"};
-        for (const auto* p : {&f.transformer, &f.transformer_config, &f.vae, &f.vae_config}) {
+                            dir / "vae_config.json", dir / "sampling.json"};
+        for (const auto* p : {&f.transformer, &f.transformer_config, &f.vae, &f.vae_config, &f.sampling}) {
             std::error_code ec;
             HYVIDEO_CHECK(std::filesystem::is_regular_file(*p, ec), "the built-in model: '", p->string(),
                           "' is missing (it ships in assets/models/builtin; tools/builtin_model/train.py makes it)");
         }
         return f;
+    }
+};
+
+// The sampler settings `generate` uses for the learned model unless --flow-shift / --cfg-scale are
+// given. They travel with the weights rather than in the code because they belong to one training run:
+// train.py trains the DiT with caption dropout so that classifier-free guidance works, and the export
+// writes the settings under which tests/tools/test_builtin_model.cpp judged the model.
+struct BuiltinSampling {
+    float flow_shift = 7.0f;
+    float cfg_scale = 1.0f;
+
+    static BuiltinSampling from_file(const std::filesystem::path& path) {
+        const nlohmann::json j = read_json_file(path, "the built-in model's sampling settings", 1u << 16);
+        const std::string name = "the built-in model's sampling settings '" + path.string() + "'";
+        BuiltinSampling s;
+        const auto number = [&](const char* key, float& out) {
+            const auto it = j.is_object() ? j.find(key) : j.end();
+            HYVIDEO_CHECK(it != j.end() && it->is_number(), name, ": needs a number \"", key, "\"");
+            out = it->get<float>();
+            HYVIDEO_CHECK(std::isfinite(out), name, ": \"", key, "\" must be finite");
+        };
+        number("flow_shift", s.flow_shift);
+        number("cfg_scale", s.cfg_scale);
+        HYVIDEO_CHECK(s.flow_shift > 0, name, ": \"flow_shift\" must be positive");
+        return s;
     }
 };
 

@@ -141,10 +141,10 @@ public:
             e.llava_.emplace(c);
             init_weights(e.llava_->model.vision_tower, seed + 1);
             init_weights(e.llava_->model.multi_modal_projector, seed + 2);
-            init_weights(e.llava_->model.language_model, seed + 3);
+            init_weights(e.llava_->model.language_model, seed + 3, builtin_gain);
         } else {
             e.llm_.emplace(llama);
-            init_weights(e.llm_->model, seed + 3);
+            init_weights(e.llm_->model, seed + 3, builtin_gain);
         }
         CLIPTextConfig clip;
         clip.hidden_size = dit.text_states_dim_2;
@@ -152,7 +152,7 @@ public:
         clip.num_hidden_layers = 2;
         clip.num_attention_heads = 4;
         e.clip_.emplace(clip);
-        init_weights(e.clip_->model, seed + 4);
+        init_weights(e.clip_->model, seed + 4, builtin_gain);
         // open() loads weights in the compute dtype; these were made in f32.
         if (o.matmul != DType::f32) {
             if (e.llm_) set_matmul_dtype(e.llm_->model, o.matmul);
@@ -161,6 +161,19 @@ public:
         }
         e.configure(o);
         return e;
+    }
+
+    // The built-in encoders' query and key projections are drawn kBuiltinQueryKeyGain times wider than
+    // init_weights' default. At the default scale the query-key products are so small that every head
+    // spreads its attention evenly over the tokens before it, RoPE has nothing to act on, and word order
+    // hardly shows in the states: "from top to bottom" and "from bottom to top" came out 5x closer than
+    // two colours, and the DiT (whose text tokens carry no position) could not tell the directions apart.
+    // Sharper heads see RoPE's relative positions, and with a gain of 4 the two orders differ as much as
+    // two colours do (tools/builtin_model/train.py trains the built-in DiT on these states).
+    static constexpr float kBuiltinQueryKeyGain = 4.0f;
+    static float builtin_gain(const std::string& name) {
+        const auto ends_with = [&](std::string_view s) { return name.size() >= s.size() && name.ends_with(s); };
+        return ends_with("q_proj.weight") || ends_with("k_proj.weight") ? kBuiltinQueryKeyGain : 1.0f;
     }
 
     static LlamaConfig builtin_llama_config(std::int64_t hidden) {
