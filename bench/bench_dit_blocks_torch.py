@@ -3,14 +3,16 @@
 
 Written from the block equations in docs/model.md#double-stream-block and #single-stream-block (not the
 official module code): one double- and one single-stream block of the real width (hidden 3072, 24 heads,
-768 image + 256 text tokens of which 200 are valid, batch 1), in f32 and under CPU bf16 autocast, timed
-as median of several runs.
+batch 1; 768 image + 256 text tokens of which 200 are valid by default), in f32 and under CPU bf16
+autocast, timed as median of several runs. The flags are bench_dit_blocks's:
 
-    python3 bench/bench_dit_blocks_torch.py [--threads 2] [--runs 5]
+    python3 bench/bench_dit_blocks_torch.py [--img-tokens N] [--txt-tokens M] [--mode f32|bf16]
+                                            [--block double|single] [--runs R] [--threads T] [--json]
 
 Needs torch (pip); the library and its tests never do.
 """
 import argparse
+import json
 import resource
 import statistics
 import time
@@ -18,7 +20,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-HIDDEN, HEADS, IMG, TXT, VALID_TXT = 3072, 24, 768, 256, 200
+HIDDEN, HEADS = 3072, 24
+IMG, TXT = 768, 256  # set from --img-tokens / --txt-tokens in main()
 D = HIDDEN // HEADS
 MLP = 4 * HIDDEN
 
@@ -112,15 +115,25 @@ def median_seconds(runs, fn):
 
 
 def main():
+    global IMG, TXT
     ap = argparse.ArgumentParser()
+    ap.add_argument("--img-tokens", type=int, default=768)
+    ap.add_argument("--txt-tokens", type=int, default=256, help="of which 25/32 valid (200 of 256), as in C++")
+    ap.add_argument("--mode", choices=["f32", "bf16"])
+    ap.add_argument("--block", choices=["double", "single"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--json", action="store_true", help="one JSON line per result")
     args = ap.parse_args()
+    if args.img_tokens < 1 or args.txt_tokens < 1 or args.runs < 1 or args.threads < 1:
+        ap.error("--img-tokens, --txt-tokens, --runs and --threads must be at least 1")
+    IMG, TXT = args.img_tokens, args.txt_tokens
+    valid_txt = max(1, TXT * 200 // 256)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     S = IMG + TXT
     valid = torch.zeros(S, dtype=torch.bool)
-    valid[: IMG + VALID_TXT] = True
+    valid[: IMG + valid_txt] = True
     allowed = (valid[:, None] == valid[None, :])[None, None]  # varlen segments: valid|valid, pad|pad
     cos, sin = torch.rand(IMG, D), torch.rand(IMG, D)
     vec = torch.randn(1, HIDDEN)
@@ -128,20 +141,34 @@ def main():
     C = float(HIDDEN)
     flops_double = 2 * (S * (C * 3 * C + C * C + 2 * C * MLP) + 12 * C * C + 2 * S * S * C)
     flops_single = 2 * (S * (C * (3 * C + MLP) + (C + MLP) * C) + 3 * C * C + 2 * S * S * C)
-    print(f"PyTorch {torch.__version__}, {args.threads} threads, median of {args.runs}")
-    print(f"{'block':8} {'mode':6} {'time [s]':>10} {'GFLOP/s':>10} {'peak RSS [MiB]':>15}")
+    if not args.json:
+        print(f"PyTorch {torch.__version__}, {IMG} image + {TXT} text tokens ({valid_txt} valid), "
+              f"{args.threads} threads, median of {args.runs}")
+        print(f"{'block':8} {'mode':6} {'time [s]':>10} {'GFLOP/s':>10} {'peak RSS [MiB]':>15}")
     with torch.inference_mode():
         for mode in ("f32", "bf16"):
-            for name, block, call, flops in (
-                ("double", DoubleBlock(), lambda b: b(img, txt, vec, cos, sin, allowed), flops_double),
-                ("single", SingleBlock(), lambda b: b(x, vec, cos, sin, allowed), flops_single),
+            if args.mode and args.mode != mode:
+                continue
+            for name, make, call, flops in (
+                ("double", DoubleBlock, lambda b: b(img, txt, vec, cos, sin, allowed), flops_double),
+                ("single", SingleBlock, lambda b: b(x, vec, cos, sin, allowed), flops_single),
             ):
+                if args.block and args.block != name:
+                    continue
+                block = make()
+
                 def run():
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=(mode == "bf16")):
                         call(block)
                 s = median_seconds(args.runs, run)
                 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-                print(f"{name:8} {mode:6} {s:10.3f} {flops / s / 1e9:10.1f} {peak:15.0f}")
+                if args.json:
+                    print(json.dumps({"impl": f"torch {torch.__version__}", "block": name, "mode": mode,
+                                      "img_tokens": IMG, "txt_tokens": TXT, "threads": args.threads,
+                                      "seconds": round(s, 6), "gflops": round(flops / s / 1e9, 1),
+                                      "peak_rss_mib": round(peak)}), flush=True)
+                else:
+                    print(f"{name:8} {mode:6} {s:10.3f} {flops / s / 1e9:10.1f} {peak:15.0f}", flush=True)
 
 
 if __name__ == "__main__":
