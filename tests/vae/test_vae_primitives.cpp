@@ -407,3 +407,22 @@ TEST_CASE("blend, assign, clamp, exp") {
     CHECK(c.to_vector() == std::vector<float>{-30.0f, 1.0f, 20.0f});
     CHECK(exp(Tensor::full({1}, 0.0f)).item({0}) == 1.0f);
 }
+
+// The pipeline maps the decoded video from [-1, 1] to [0, 1] with affine, and makes its per-step
+// timestep and guidance tensors with full, on the device: neither may change a bit of what the
+// upload-and-add it replaced gave.
+TEST_CASE("cpu::affine is scale then add, bit for bit, on contiguous and strided input; cpu::full") {
+    const Tensor x = random_tensor({3, 5, 7}, 52);
+    for (const Tensor& in : {x, x.permute({2, 0, 1}), x.slice(1, 1, 4)}) {
+        const Tensor want = cpu::add(cpu::scale(in, 0.5f), Tensor::full({1}, 0.5f));
+        const Tensor got = cpu::affine(in, 0.5f, 0.5f);
+        CHECK(got.shape() == in.shape());
+        CHECK(bitwise_equal(got, want));
+    }
+    CHECK(cpu::affine(Tensor::from_vector<float>({2}, {2.0f, -1.0f}), 3.0f, -1.0f).to_vector() ==
+          std::vector<float>{5.0f, -4.0f});
+    const Tensor f = cpu::full({2, 3}, 6000.0f);
+    CHECK(f.shape() == Shape{2, 3});
+    CHECK(f.dtype() == DType::f32);
+    CHECK(f.to_vector() == std::vector<float>(6, 6000.0f));
+}

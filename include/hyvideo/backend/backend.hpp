@@ -23,6 +23,7 @@ concept Backend = requires(const Tensor& t, const Shape& s, float f, std::int64_
     // memory
     { B::empty(s, DType::f32) } -> std::same_as<Tensor>;
     { B::zeros(s) } -> std::same_as<Tensor>;
+    { B::full(s, f) } -> std::same_as<Tensor>;     // an f32 tensor of one value, made on the device
     { B::upload(t) } -> std::same_as<Tensor>;      // host tensor -> device (f32 stays as is)
     { B::download(t) } -> std::same_as<Tensor>;    // device tensor -> host
     { B::weight(t, DType::f32) } -> std::same_as<Tensor>;  // stored weight -> device tensor of that dtype
@@ -44,6 +45,7 @@ concept Backend = requires(const Tensor& t, const Shape& s, float f, std::int64_
     { B::sub(t, t) } -> std::same_as<Tensor>;
     { B::mul(t, t) } -> std::same_as<Tensor>;
     { B::scale(t, f) } -> std::same_as<Tensor>;
+    { B::affine(t, f, f) } -> std::same_as<Tensor>;  // a·x + b, rounded after the product as scale-then-add is
     // normalisation and modulation
     { B::layer_norm(t, t, t, f) } -> std::same_as<Tensor>;
     { B::rms_norm(t, t, f) } -> std::same_as<Tensor>;

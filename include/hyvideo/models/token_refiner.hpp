@@ -92,7 +92,7 @@ struct SingleTokenRefiner {
                       in_channels, "], got ", shape_str(x.shape()));
         const std::int64_t N = x.size(0), L = x.size(1);
         // Context: the masked mean of the raw states, in f32 (the reference's mask_float path).
-        Tensor weights = mask.defined() ? B::to_float(mask) : B::upload(Tensor::full({N, L}, 1.0f));
+        Tensor weights = mask.defined() ? B::to_float(mask) : B::full({N, L}, 1.0f);
         HYVIDEO_CHECK(weights.shape() == (Shape{N, L}), "SingleTokenRefiner: mask ", shape_str(weights.shape()),
                       " for text states ", shape_str(x.shape()));
         const Tensor pooled = B::masked_mean(x, weights);  // [B, in]

@@ -109,7 +109,7 @@ public:
         const std::int64_t rows = cfg ? 2 * N : N;
         if (dit_.config.guidance_embed) {
             HYVIDEO_CHECK(opt.embedded_cfg_scale.has_value(), "this model embeds guidance: set embedded_cfg_scale");
-            in.guidance = B::upload(Tensor::full({rows}, embedded_guidance_value(*opt.embedded_cfg_scale, opt.guidance_bf16_rounding)));
+            in.guidance = B::full({rows}, embedded_guidance_value(*opt.embedded_cfg_scale, opt.guidance_bf16_rounding));
         }
         const bool token_replace = image && image->type == I2VConditionType::token_replace;
         const RopeTables rope = dit_.rope_tables(latents.shape());
@@ -119,7 +119,7 @@ public:
             Tensor x = latents;
             if (image && image->type == I2VConditionType::latent_concat) x = latent_concat_input(latents, image->img_latents);
             in.x = cfg ? B::cat({x, x}, 0) : x;
-            in.t = B::upload(Tensor::full({rows}, t));
+            in.t = B::full({rows}, t);
             Tensor v = dit_.forward(in, rope);
             if (cfg) v = classifier_free_guidance<B>(v.slice(0, 0, N), v.slice(0, N, 2 * N), opt.cfg_scale, opt.guidance_rescale);
             if (token_replace) {
@@ -146,7 +146,7 @@ public:
         Tensor cond = B::zeros({N, img_latents.size(1), T, H, W});
         B::assign(cond.slice(2, 0, 1), img_latents);
         Tensor mask = B::zeros({N, 1, T, H, W});
-        B::assign(mask.slice(2, 0, 1), B::upload(Tensor::full({N, 1, 1, H, W}, 1.0f)));
+        B::assign(mask.slice(2, 0, 1), B::full({N, 1, 1, H, W}, 1.0f));
         return B::cat({x, cond, mask}, 1);
     }
 
@@ -188,7 +188,7 @@ template <class VAE>
 Tensor decode_video(const VAE& vae, const Tensor& latents) {
     using B = typename VAE::backend;
     const Tensor video = vae.decode(B::scale(latents, 1.0f / vae.config.scaling_factor));
-    return B::clamp(B::add(B::scale(video, 0.5f), B::upload(Tensor::full({1}, 0.5f))), 0.0f, 1.0f);
+    return B::clamp(B::affine(video, 0.5f, 0.5f), 0.0f, 1.0f);
 }
 
 // The image latent of I2V: the posterior's mode (mean) × scaling_factor for an image in [−1, 1],

@@ -27,6 +27,7 @@ struct cpu {
 
     static Tensor empty(const Shape& s, DType t = DType::f32) { return Tensor::empty(s, t); }
     static Tensor zeros(const Shape& s) { return Tensor::zeros(s); }
+    static Tensor full(const Shape& s, float value) { return Tensor::full(s, value); }
     static Tensor upload(const Tensor& host) {
         HYVIDEO_CHECK(host.device() == Device::cpu, "cpu::upload: expected a host tensor");
         return host;
@@ -73,6 +74,7 @@ struct cpu {
     static Tensor sub(const Tensor& a, const Tensor& b) { return cpu_detail::sub(a, b); }
     static Tensor mul(const Tensor& a, const Tensor& b) { return cpu_detail::mul(a, b); }
     static Tensor scale(const Tensor& a, float s) { return cpu_detail::scale(a, s); }
+    static Tensor affine(const Tensor& x, float a, float b) { return cpu_detail::affine(x, a, b); }
 
     static Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps) {
         return cpu_detail::layer_norm(x, w, b, eps);

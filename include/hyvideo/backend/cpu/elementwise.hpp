@@ -139,6 +139,11 @@ inline Tensor scale(const Tensor& a, float s) {
     return map_unary(a, "scale", [s](float x) { return x * s; });
 }
 
+// a·x + b. Two roundings (the build has -ffp-contract=off), the same bits as scale then add.
+inline Tensor affine(const Tensor& x, float a, float b) {
+    return map_unary(x, "affine", [a, b](float v) { return v * a + b; });
+}
+
 }  // namespace hyvideo::cpu_detail
 
 namespace hyvideo::cpu_detail {
