@@ -69,10 +69,9 @@ def stage_embeds(args):
     tmp = args.work / "embeds"
     tmp.mkdir(parents=True, exist_ok=True)
     if out.exists():
+        # The cache does not know which encoders made it: delete --work when they change.
         table = torch.load(out)
-        if NEGATIVE not in table:  # a cache from before caption dropout
-            table[NEGATIVE] = negative_embedding(args, tmp)
-            torch.save(table, out)
+        assert NEGATIVE in table, f"{out}: a cache from before caption dropout; delete it"
         return table
     table = {}
     for i, combo in enumerate(world.all_combinations()):
@@ -81,15 +80,21 @@ def stage_embeds(args):
         if not f.exists():
             subprocess.run([args.hyvideo, "encode-text", "--prompt", cap, "--video-length", str(FRAMES), "-o", str(f)],
                            check=True, stdout=subprocess.DEVNULL)
-        e = load_numpy(str(f))
-        n = int(e["text_mask"].sum())
-        assert e["text_mask"][0, :n].all(), "the mask is a prefix"
-        table[cap] = (torch.from_numpy(e["text_states"][0, :n].copy()), torch.from_numpy(e["text_states_2"][0].copy()))
+        table[cap] = read_embeds(f)
+    log(f"embeds: {len(table)} captions, {min(t[0].shape[0] for t in table.values())}.."
+        f"{max(t[0].shape[0] for t in table.values())} valid tokens")
     table[NEGATIVE] = negative_embedding(args, tmp)
     torch.save(table, out)
-    log(f"embeds: {len(table) - 1} captions, {min(t[0].shape[0] for t in table.values())}.."
-        f"{max(t[0].shape[0] for t in table.values())} valid tokens")
     return table
+
+
+def read_embeds(f, prefix=""):
+    """(valid text states [n, D], pooled [D]) of one prompt in an encode-text file; `prefix` "negative_"
+    reads the negative prompt's."""
+    e = load_numpy(str(f))
+    n = int(e[prefix + "text_mask"].sum())
+    assert e[prefix + "text_mask"][0, :n].all(), "the mask is a prefix"
+    return torch.from_numpy(e[prefix + "text_states"][0, :n].copy()), torch.from_numpy(e[prefix + "text_states_2"][0].copy())
 
 
 def negative_embedding(args, tmp):
@@ -99,10 +104,7 @@ def negative_embedding(args, tmp):
     if not f.exists():
         subprocess.run([args.hyvideo, "encode-text", "--prompt", world.caption(*world.all_combinations()[0]),
                         "--negative", "--video-length", str(FRAMES), "-o", str(f)], check=True, stdout=subprocess.DEVNULL)
-    e = load_numpy(str(f))
-    n = int(e["negative_text_mask"].sum())
-    assert e["negative_text_mask"][0, :n].all(), "the mask is a prefix"
-    return torch.from_numpy(e["negative_text_states"][0, :n].copy()), torch.from_numpy(e["negative_text_states_2"][0].copy())
+    return read_embeds(f, "negative_")
 
 
 def text_batch(table, captions):
@@ -297,7 +299,7 @@ def stage_dit(args, table, lat_state):
             g["lr"] = learning_rate(args.dit_lr, i, progress, warmup=200)
         idx = torch.randint(len(caps), (args.dit_batch,), generator=gen)
         # Caption dropout: a share of the batch learns the unconditional velocity, so that sampling can
-        # use classifier-free guidance (the built-in model's default --cfg-scale) to follow the prompt.
+        # use classifier-free guidance (--cfg-scale > 1; the shipped model follows its prompts without).
         drop = torch.rand(args.dit_batch, generator=gen) < args.caption_dropout
         states, mask, pooled = text_batch(table, [NEGATIVE if d else caps[j] for j, d in zip(idx, drop)])
         loss = flow_matching_loss(dit, lats[idx], states, (mask, pooled), gen)

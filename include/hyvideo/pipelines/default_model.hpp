@@ -67,8 +67,9 @@ struct BuiltinSampling {
     float cfg_scale = 1.0f;
 
     static BuiltinSampling from_file(const std::filesystem::path& path) {
-        const nlohmann::json j = read_json_file(path, "the built-in model's sampling settings", 1u << 16);
-        const std::string name = "the built-in model's sampling settings '" + path.string() + "'";
+        const std::string what = "the built-in model's sampling settings";
+        const nlohmann::json j = read_json_file(path, what, 1u << 16);
+        const std::string name = what + " '" + path.string() + "'";
         BuiltinSampling s;
         const auto number = [&](const char* key, float& out) {
             const auto it = j.is_object() ? j.find(key) : j.end();

@@ -172,8 +172,7 @@ public:
     // two colours do (tools/builtin_model/train.py trains the built-in DiT on these states).
     static constexpr float kBuiltinQueryKeyGain = 4.0f;
     static float builtin_gain(const std::string& name) {
-        const auto ends_with = [&](std::string_view s) { return name.size() >= s.size() && name.ends_with(s); };
-        return ends_with("q_proj.weight") || ends_with("k_proj.weight") ? kBuiltinQueryKeyGain : 1.0f;
+        return name.ends_with("q_proj.weight") || name.ends_with("k_proj.weight") ? kBuiltinQueryKeyGain : 1.0f;
     }
 
     static LlamaConfig builtin_llama_config(std::int64_t hidden) {
