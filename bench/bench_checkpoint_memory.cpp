@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "hyvideo/backend/cpu/cpu.hpp"
+#include "hyvideo/checkpoint/checkpoint.hpp"
 #include "hyvideo/core/parallel.hpp"
-#include "hyvideo/io/checkpoint.hpp"
 #include "hyvideo/models/hunyuan_video.hpp"
 #include "hyvideo/nn/init.hpp"
 #include "hyvideo/pipelines/noise.hpp"

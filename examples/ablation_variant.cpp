@@ -1,10 +1,10 @@
 // Compose an ablation of HunyuanVideo's DiT from the same parts, and run it next to the original.
 //
-// The transformer's structure is a set of template parameters (attention, QK-norm, positional
-// embedding, text input path) with HunyuanVideo's choices as defaults; sizes come from the config.
-// Here the variant drops RoPE, normalises q/k with an affine LayerNorm instead of RMSNorm, and
-// replaces the token refiner by the plain linear TextProjection. Both models get deterministic
-// random weights and the same inputs.
+// The transformer's structure is one bundle of parts (attention, QK-norm, positional embedding, MLP
+// activation, text input path; models/dit_parts.hpp) with HunyuanVideo's choices as defaults; sizes
+// come from the config. Here the variant drops RoPE, normalises q/k with an affine LayerNorm instead of
+// RMSNorm, and replaces the token refiner by the plain linear TextProjection: one alias. Both models
+// get deterministic random weights and the same inputs.
 #include <cmath>
 #include <cstdio>
 
@@ -13,6 +13,11 @@
 #include "hyvideo/nn/init.hpp"
 
 using namespace hyvideo;
+
+// HunyuanVideo's parts with three exchanged.
+using Variant = HYVideoDiffusionTransformer<cpu, HunyuanVideoParts::with_positional_embedding<NoPositionalEmbedding>
+                                                     ::with_qk_norm<LayerNormQK>
+                                                     ::with_text_input<TextProjection>>;
 
 int main() {
     HYVideoConfig cfg;  // a small HunyuanVideo: 2 double + 2 single blocks, hidden 128, 4 heads
@@ -27,11 +32,12 @@ int main() {
 
     HYVideoDiffusionTransformer<cpu> original(cfg);
 
-    HYVideoConfig variant_cfg = cfg;  // the config records the structure, and is checked against it
-    variant_cfg.qk_norm_type = "layer";
-    variant_cfg.text_projection = "linear";
-    HYVideoDiffusionTransformer<cpu, VarlenAttention, LayerNormQK, NoPositionalEmbedding, TextProjection> variant(
-        variant_cfg);
+    // The config records the structure (qk_norm_type, text_projection, ...) and the model checks it
+    // against its parts; structured() writes the parts' fields into the same sizes.
+    const HYVideoConfig variant_cfg = Variant::structured(cfg);
+    Variant variant(variant_cfg);
+    std::printf("variant config: qk_norm_type %s, text_projection %s\n", variant_cfg.qk_norm_type.c_str(),
+                variant_cfg.text_projection.c_str());
 
     std::printf("original: %lld parameters, variant: %lld parameters\n",
                 static_cast<long long>(parameter_count(original)), static_cast<long long>(parameter_count(variant)));

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "hyvideo/backend/cpu/cpu.hpp"
-#include "hyvideo/io/checkpoint.hpp"
+#include "hyvideo/checkpoint/checkpoint.hpp"
 #include "hyvideo/models/hunyuan_video.hpp"
 #include "hyvideo/pipelines/noise.hpp"
 

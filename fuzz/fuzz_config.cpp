@@ -1,5 +1,5 @@
 // libFuzzer target for the configuration readers: HYVideoConfig and AutoencoderKLCausal3DConfig from
-// JSON (models/config.hpp, vae/config.hpp) and the config inference of io/checkpoint.hpp, which reads a
+// JSON (models/config.hpp, vae/config.hpp) and the config inference of checkpoint/checkpoint.hpp, which reads a
 // config.json or a safetensors file's "config" metadata over the sizes the weights' shapes give (build
 // and run: docs/fuzzing.md). Run it from the repository root: it reads tests/data.
 //
@@ -19,7 +19,7 @@
 //      --dit-config / --vae-config give it);
 //   2. from_json of the parsed document and of its "dit" / "vae" parts (a pipeline config), checked
 //      against two small checkpoints (the transformer_tiny and vae_tiny weights of tests/data);
-//   3. Checkpoint::infer_dit_config / infer_vae_config with the document as config.json over four
+//   3. infer_dit_config / infer_vae_config with the document as config.json over four
 //      fixed sets of shapes (those checkpoints, and the released T/2 and 884-16c-hy manifests), once as
 //      it is and once marked as diffusers' (so both key sets are read whatever the input says);
 //   4. Checkpoint::open of a DiT and of a VAE with the input as the config.json beside them, and of a
@@ -43,7 +43,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "hyvideo/io/checkpoint.hpp"
+#include "hyvideo/checkpoint/checkpoint.hpp"
 #include "hyvideo/io/safetensors.hpp"
 #include "hyvideo/models/config.hpp"
 #include "hyvideo/vae/config.hpp"
@@ -54,6 +54,7 @@ using hyvideo::AutoencoderKLCausal3DConfig;
 using hyvideo::Checkpoint;
 using hyvideo::HYVideoConfig;
 using hyvideo::Shape;
+using hyvideo::ShapeLookup;
 using nlohmann::json;
 
 namespace {
@@ -78,7 +79,7 @@ struct ShapeSet {
     std::string name;
     Manifest shapes;
     std::int64_t numel = 0;
-    Checkpoint::ShapeLookup lookup() const {
+    ShapeLookup lookup() const {
         return [this](const std::string& n) -> std::optional<Shape> {
             const auto it = shapes.find(n);
             if (it == shapes.end()) return std::nullopt;
@@ -229,7 +230,7 @@ void infer(const json& j) {
         const ShapeSet& s = fixed().dits[k];
         std::optional<hyvideo::ConfigGuess<HYVideoConfig>> g;
         try {
-            g = Checkpoint::infer_dit_config(s.lookup(), &j);
+            g = hyvideo::infer_dit_config(s.lookup(), &j);
         } catch (const hyvideo::Error& e) {
             rejected(e);
             continue;
@@ -248,7 +249,7 @@ void infer(const json& j) {
         const ShapeSet& s = fixed().vaes[k];
         std::optional<hyvideo::ConfigGuess<AutoencoderKLCausal3DConfig>> g;
         try {
-            g = Checkpoint::infer_vae_config(s.lookup(), &j);
+            g = hyvideo::infer_vae_config(s.lookup(), &j);
         } catch (const hyvideo::Error& e) {
             rejected(e);
             continue;

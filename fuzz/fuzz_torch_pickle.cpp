@@ -1,5 +1,5 @@
 // libFuzzer target for the PyTorch checkpoint reader: io/zip.hpp, io/torch_pickle.hpp, io/pt_file.hpp,
-// and the layout detection and name mapping of io/checkpoint.hpp on top (build and run: docs/fuzzing.md).
+// and the layout detection and name mapping of checkpoint/checkpoint.hpp on top (build and run: docs/fuzzing.md).
 //
 // Property under test: for any bytes, TorchFile::open and Checkpoint::open either throw hyvideo::Error
 // or yield tensors whose every byte can be read, and reading them (views, strided copies, diffusers
@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "hyvideo/io/checkpoint.hpp"
+#include "hyvideo/checkpoint/checkpoint.hpp"
 #include "hyvideo/io/pt_file.hpp"
 #include "memfd_input.hpp"
 

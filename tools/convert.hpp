@@ -1,5 +1,5 @@
 #pragma once
-// `hyvideo convert IN OUT`: any checkpoint layout io/checkpoint.hpp reads, written as one safetensors
+// `hyvideo convert IN OUT`: any checkpoint layout checkpoint/checkpoint.hpp reads, written as one safetensors
 // file with the official names, optionally in another dtype or with the block linears in fp8.
 //
 //   hyvideo convert ckpts/hunyuan-video-t2v-720p/transformers dit_bf16.safetensors
@@ -19,7 +19,7 @@
 // so memory stays at about one tensor beyond the mapped input however large the model. The file
 // appears only when complete (written to a temporary name and renamed), so a failed conversion
 // leaves nothing behind. The model's config (config.json, or what the weights determine) goes into
-// the metadata as "config", where io/checkpoint.hpp finds it again.
+// the metadata as "config", where checkpoint/checkpoint.hpp finds it again.
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -35,8 +35,8 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "hyvideo/checkpoint/checkpoint.hpp"
 #include "hyvideo/io/atomic_file.hpp"
-#include "hyvideo/io/checkpoint.hpp"
 #include "hyvideo/io/mapped_file.hpp"
 #include "hyvideo/io/safetensors.hpp"
 

@@ -22,7 +22,7 @@
 #include <fmt/core.h>
 
 #include "hyvideo/backend/cpu/cpu.hpp"
-#include "hyvideo/io/checkpoint.hpp"
+#include "hyvideo/checkpoint/checkpoint.hpp"
 #include "hyvideo/io/image.hpp"
 #include "hyvideo/io/json_file.hpp"
 #include "hyvideo/io/mapped_file.hpp"

@@ -34,7 +34,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hyvideo/backend/cpu/cpu.hpp"
-#include "hyvideo/io/checkpoint.hpp"
+#include "hyvideo/checkpoint/checkpoint.hpp"
 #include "hyvideo/models/hunyuan_video.hpp"
 #include "hyvideo/nn/module.hpp"
 #include "hyvideo/text_encoder/encoder_files.hpp"

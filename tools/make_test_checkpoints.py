@@ -17,7 +17,7 @@ torch's own fp8 dequantisation and of the reference fp8 quantisation of the bf16
 The state dicts are written by torch.save itself, so the .pt files are byte for byte what PyTorch
 produces. The safetensors files are written here (the format is 30 lines of code) so that the script
 needs nothing but torch. The diffusers names come from this script's own mapping table, which mirrors
-include/hyvideo/io/diffusers_names.hpp rule for rule; `--check-diffusers` additionally loads the written
+include/hyvideo/checkpoint/diffusers_names.hpp rule for rule; `--check-diffusers` additionally loads the written
 files into diffusers' own HunyuanVideoTransformer3DModel and AutoencoderKLHunyuanVideo (strict) and runs
 them on the fixture inputs, which proves the mapping against the real library (pip install diffusers).
 
@@ -87,7 +87,7 @@ def write_safetensors(path, tensors, metadata=None):
     path.write_bytes(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
-# ---- official -> diffusers names (mirrors include/hyvideo/io/diffusers_names.hpp) ----------------------
+# ---- official -> diffusers names (mirrors include/hyvideo/checkpoint/diffusers_names.hpp) ----------------------
 
 def diffusers_dit(name, t, hidden):
     """The diffusers tensors an official DiT tensor becomes: [(diffusers name, tensor), ...]."""

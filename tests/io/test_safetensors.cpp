@@ -1,4 +1,4 @@
-// Tests of io/safetensors.hpp and io/weight_source.hpp: round trips, the golden fixtures, one test
+// Tests of io/safetensors.hpp and core/weight_source.hpp: round trips, the golden fixtures, one test
 // per validation rule of the reader (each a hand-made bad file), damaged fixtures, and the writer's
 // all-or-nothing behaviour.
 #include <doctest/doctest.h>
@@ -20,9 +20,9 @@
 #include <utility>
 #include <vector>
 
-#include "hyvideo/io/safetensors.hpp"
-#include "hyvideo/io/weight_source.hpp"
 #include "../support/temp_dir.hpp"
+#include "hyvideo/core/weight_source.hpp"
+#include "hyvideo/io/safetensors.hpp"
 
 #ifndef HYVIDEO_TEST_DATA_DIR
 #error "HYVIDEO_TEST_DATA_DIR must name the tests/data directory"

@@ -152,11 +152,11 @@ TEST_CASE("model config: parameter_count() is the built model's, without buildin
     }
     HYVideoConfig layer = small_dit();
     layer.qk_norm_type = "layer";
-    HYVideoDiffusionTransformer<cpu, VarlenAttention, LayerNormQK> with_layer_norm(layer);
+    HYVideoDiffusionTransformer<cpu, HunyuanVideoParts::with_qk_norm<LayerNormQK>> with_layer_norm(layer);
     CHECK(layer.parameter_count() == parameter_count(with_layer_norm));
     HYVideoConfig linear = small_dit();
     linear.text_projection = "linear";
-    HYVideoDiffusionTransformer<cpu, VarlenAttention, RMSNorm, Rope3DEmbedding, TextProjection> with_linear(linear);
+    HYVideoDiffusionTransformer<cpu, HunyuanVideoParts::with_text_input<TextProjection>> with_linear(linear);
     CHECK(linear.parameter_count() == parameter_count(with_linear));
 }
 

@@ -88,7 +88,7 @@ double rel_l2(const Tensor& a, const Tensor& b) { return golden::compare(a, b).r
 
 TEST_CASE("ablation: full attention equals the varlen masking exactly when no text is padded") {
     HYVideoDiffusionTransformer<cpu> base(tiny_config());
-    HYVideoDiffusionTransformer<cpu, FullAttention> full(tiny_config());
+    HYVideoDiffusionTransformer<cpu, HunyuanVideoParts::with_attention<FullAttention>> full(tiny_config());
     init_weights(base, 42);
     init_weights(full, 42);
     const Tensor a = base.forward(tiny_inputs(5)), b = full.forward(tiny_inputs(5));
@@ -100,7 +100,7 @@ TEST_CASE("ablation: full attention equals the varlen masking exactly when no te
 
 TEST_CASE("ablation: no positional embedding equals RoPE with identity tables") {
     HYVideoDiffusionTransformer<cpu> base(tiny_config());
-    HYVideoDiffusionTransformer<cpu, VarlenAttention, RMSNorm, NoPositionalEmbedding> nope(tiny_config());
+    HYVideoDiffusionTransformer<cpu, HunyuanVideoParts::with_positional_embedding<NoPositionalEmbedding>> nope(tiny_config());
     init_weights(base, 7);
     init_weights(nope, 7);
     const DiTInputs in = tiny_inputs(3);
@@ -114,7 +114,7 @@ TEST_CASE("ablation: LayerNorm QK-norm and the linear text projection load their
     HYVideoConfig cfg = tiny_config();
     cfg.qk_norm_type = "layer";
     cfg.text_projection = "linear";
-    using Variant = HYVideoDiffusionTransformer<cpu, VarlenAttention, LayerNormQK, Rope3DEmbedding, TextProjection>;
+    using Variant = HYVideoDiffusionTransformer<cpu, HunyuanVideoParts::with_qk_norm<LayerNormQK>::with_text_input<TextProjection>>;
     Variant model(cfg);
     std::map<std::string, Shape> names;
     for (const auto& p : parameter_list(model)) names[p.name] = p.shape;
@@ -128,6 +128,98 @@ TEST_CASE("ablation: LayerNorm QK-norm and the linear text projection load their
     for (float v : y.to_vector()) REQUIRE(std::isfinite(v));
     // The default structure refuses a config that describes another one.
     CHECK_THROWS_AS(HYVideoDiffusionTransformer<cpu>{cfg}, Error);
+}
+
+// docs/architecture.md#variants shows this alias; keep the two the same.
+using DocsVariant = HYVideoDiffusionTransformer<cpu, HunyuanVideoParts::with_positional_embedding<NoPositionalEmbedding>
+                                                         ::with_qk_norm<LayerNormQK>
+                                                         ::with_text_input<TextProjection>>;
+
+TEST_CASE("parts: the documented variant is one alias, and structured() turns a preset into its config") {
+    const HYVideoConfig preset = HYVideoConfig::preset("HYVideo-T/2-cfgdistill");
+    // The preset describes HunyuanVideo's parts, so the variant refuses it as it is, naming the field.
+    CHECK_THROWS_WITH_AS(DocsVariant{preset}, doctest::Contains("config qk_norm_type \"rms\" but this model type is built with qk_norm_type \"layer\""),
+                         Error);
+    const HYVideoConfig c = DocsVariant::structured(preset);
+    CHECK(c.qk_norm_type == "layer");
+    CHECK(c.text_projection == "linear");
+    CHECK(c.mlp_act_type == "gelu_tanh");
+    CHECK(c.hidden_size == preset.hidden_size);
+    DocsVariant model(c);  // the structure only: no weight memory
+    CHECK(parameter_count(model) == c.parameter_count());
+    // And the other way round: HunyuanVideo's parts refuse the variant's config.
+    CHECK_THROWS_WITH_AS(HYVideoDiffusionTransformer<cpu>{c}, doctest::Contains("qk_norm_type"), Error);
+    DocsVariant tiny(DocsVariant::structured(tiny_config()));
+    init_weights(tiny, 5);
+    const Tensor y = tiny.forward(tiny_inputs(4));
+    CHECK(y.shape() == Shape{1, 16, 2, 4, 6});
+}
+
+TEST_CASE("parts: the token refiner's QK norm and the blocks' MLP activation are reachable") {
+    using RefinerRms = HYVideoDiffusionTransformer<cpu, HunyuanVideoParts::with_refiner<TokenRefinerParts<RMSNorm>>>;
+    RefinerRms with_norm(tiny_config());
+    std::map<std::string, Shape> names;
+    for (const auto& p : parameter_list(with_norm)) names[p.name] = p.shape;
+    CHECK(names.at("txt_in.individual_token_refiner.blocks.0.self_attn_q_norm.weight") == Shape{16});
+    CHECK(names.at("txt_in.individual_token_refiner.blocks.1.self_attn_k_norm.weight") == Shape{16});
+    HYVideoDiffusionTransformer<cpu> released(tiny_config());
+    CHECK(names.size() == parameter_list(released).size() + 4);
+
+    // The same weights through SiLU MLPs instead of GELU-tanh: another function of the same names.
+    using SiluMlp = HYVideoDiffusionTransformer<cpu, HunyuanVideoParts::with_mlp_activation<SiLU>>;
+    const HYVideoConfig silu_config = SiluMlp::structured(tiny_config());
+    CHECK(silu_config.mlp_act_type == "silu");
+    CHECK(HYVideoConfig::from_json(silu_config.to_json()).mlp_act_type == "silu");
+    CHECK_THROWS_WITH_AS(HYVideoDiffusionTransformer<cpu>{silu_config}, doctest::Contains("mlp_act_type \"silu\""), Error);
+    SiluMlp silu(silu_config);
+    HYVideoDiffusionTransformer<cpu> base(tiny_config());
+    init_weights(silu, 11);
+    init_weights(base, 11);
+    const DiTInputs in = tiny_inputs(4);
+    const Tensor a = base.forward(in), b = silu.forward(in);
+    for (float v : b.to_vector()) REQUIRE(std::isfinite(v));
+    CHECK(rel_l2(a, b) > 1e-3);
+
+    // The refiner's activation too: SiLU -> GELU-tanh in its MLP changes the text tokens.
+    using RefinerGelu = HYVideoDiffusionTransformer<cpu, HunyuanVideoParts::with_refiner<TokenRefinerParts<NoQKNorm, GeluTanh>>>;
+    RefinerGelu refiner_gelu(tiny_config());
+    init_weights(refiner_gelu, 11);
+    CHECK(rel_l2(a, refiner_gelu.forward(in)) > 1e-4);
+}
+
+namespace parts_test {
+// A bundle derived from HunyuanVideo's with one member redeclared: the other way to write a variant.
+struct FullAttentionParts : HunyuanVideoParts {
+    using Attention = FullAttention;
+};
+struct NotAnAttention {};
+template <class B>
+struct NormWithoutHeadDim : RMSNorm<B> {
+    NormWithoutHeadDim() = default;  // no (head_dim) constructor
+};
+template <class B>
+struct TextInputWithoutMask {
+    template <class V>
+    void parameters(const std::string&, V&&) {}
+    Tensor forward(const Tensor& x) const { return x; }
+};
+}  // namespace parts_test
+
+TEST_CASE("parts: a bundle is checked by concepts where the model type is named") {
+    static_assert(DiTPartsFor<HunyuanVideoParts, cpu>);
+    static_assert(DiTPartsFor<parts_test::FullAttentionParts, cpu>);
+    static_assert(!DiTPartsFor<HunyuanVideoParts::with_attention<parts_test::NotAnAttention>, cpu>);
+    static_assert(!DiTPartsFor<HunyuanVideoParts::with_qk_norm<parts_test::NormWithoutHeadDim>, cpu>);
+    static_assert(!DiTPartsFor<HunyuanVideoParts::with_text_input<parts_test::TextInputWithoutMask>, cpu>);
+    static_assert(!DiTPartsFor<HunyuanVideoParts::with_mlp_activation<parts_test::NotAnAttention>, cpu>);
+    static_assert(!RefinerPartsFor<TokenRefinerParts<parts_test::NormWithoutHeadDim>, cpu>);
+    // The derived bundle is the with_attention alias under another name: the same model.
+    HYVideoDiffusionTransformer<cpu, parts_test::FullAttentionParts> derived(tiny_config());
+    HYVideoDiffusionTransformer<cpu, HunyuanVideoParts::with_attention<FullAttention>> aliased(tiny_config());
+    init_weights(derived, 9);
+    init_weights(aliased, 9);
+    const DiTInputs in = tiny_inputs(3);
+    CHECK(rel_l2(derived.forward(in), aliased.forward(in)) == 0.0);
 }
 
 TEST_CASE("bf16 compute mode stays within 1e-2 of the transformer_tiny fixture") {

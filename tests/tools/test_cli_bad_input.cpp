@@ -18,14 +18,14 @@
 #include <string>
 #include <vector>
 
+#include "../support/temp_dir.hpp"
+#include "cli_helpers.hpp"
 #include "hyvideo/backend/cpu/cpu.hpp"
+#include "hyvideo/checkpoint/checkpoint.hpp"
 #include "hyvideo/io/atomic_file.hpp"
-#include "hyvideo/io/checkpoint.hpp"
 #include "hyvideo/io/image.hpp"
 #include "hyvideo/io/safetensors.hpp"
 #include "hyvideo/pipelines/default_model.hpp"
-#include "../support/temp_dir.hpp"
-#include "cli_helpers.hpp"
 
 namespace fs = std::filesystem;
 using namespace hyvideo;

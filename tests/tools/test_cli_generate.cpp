@@ -12,14 +12,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli_helpers.hpp"
 #include "hyvideo/backend/cpu/cpu.hpp"
-#include "hyvideo/io/checkpoint.hpp"
+#include "hyvideo/checkpoint/checkpoint.hpp"
 #include "hyvideo/io/image.hpp"
 #include "hyvideo/io/safetensors.hpp"
 #include "hyvideo/io/video.hpp"
 #include "hyvideo/pipelines/default_model.hpp"
 #include "hyvideo/vae/autoencoder_kl_causal_3d.hpp"
-#include "cli_helpers.hpp"
 
 namespace fs = std::filesystem;
 using namespace hyvideo;

@@ -12,7 +12,7 @@ The reference code is diffusers' (pip install -r tools/golden/requirements.txt):
 HunyuanVideoTransformerBlock, HunyuanVideoSingleTransformerBlock, HunyuanVideoTransformer3DModel,
 AutoencoderKLHunyuanVideo and FlowMatchEulerDiscreteScheduler, in fp32 on the CPU. The weights are
 written under the OFFICIAL HunyuanVideo state_dict names (what the C++ loads): diffusers' names are
-mapped back with the rules of include/hyvideo/io/diffusers_names.hpp (mirrored in DIT_RULES below).
+mapped back with the rules of include/hyvideo/checkpoint/diffusers_names.hpp (mirrored in DIT_RULES below).
 
 Where diffusers' conventions differ from the official code, the script bridges them; each bridge is
 marked "BRIDGE" below. In short:
@@ -52,7 +52,7 @@ from fixture_io import FixtureWriter, randomize_  # noqa: E402
 
 CASES = ("double_block", "single_block", "transformer_tiny", "vae_tiny", "pipeline_tiny")
 
-# ---- diffusers -> official names (mirrors include/hyvideo/io/diffusers_names.hpp rule for rule) --------
+# ---- diffusers -> official names (mirrors include/hyvideo/checkpoint/diffusers_names.hpp rule for rule) --------
 # (diffusers template, official template, part, parts, combine); {i} = block index, {s} = weight|bias.
 R, CAT, SWAP = "rename", "concat", "swap_halves"
 _TR = "context_embedder.token_refiner.refiner_blocks.{i}"
@@ -332,7 +332,7 @@ def diffusers_vae(c, seed):
 
 
 def vae_params(vae):
-    # The diffusers VAE names are the official ones (include/hyvideo/io/diffusers_names.hpp); parameters only.
+    # The diffusers VAE names are the official ones (include/hyvideo/checkpoint/diffusers_names.hpp); parameters only.
     names = {n for n, _ in vae.named_parameters()}
     return OrderedDict((k, v) for k, v in sorted(vae.state_dict().items()) if k in names)
 

@@ -5,7 +5,7 @@
 // data.pkl through the pickle subset of io/torch_pickle.hpp, then flattens the object it describes
 // into dotted names: {"module": {"img_in.proj.weight": T}} gives the tensor "module.img_in.proj.weight".
 // That one rule covers every wrapper a released file uses (the DiT's "module" or "ema" key, the VAE's
-// "state_dict" key and "vae." prefix); io/checkpoint.hpp finds the model's prefix among those names.
+// "state_dict" key and "vae." prefix); checkpoint/checkpoint.hpp finds the model's prefix among those names.
 // Values that are not tensors (a step counter, a version string) are kept as short texts for
 // `hyvideo inspect`.
 //
@@ -36,8 +36,8 @@
 #include "hyvideo/core/dtype.hpp"
 #include "hyvideo/core/error.hpp"
 #include "hyvideo/core/tensor.hpp"
+#include "hyvideo/core/weight_source.hpp"
 #include "hyvideo/io/torch_pickle.hpp"
-#include "hyvideo/io/weight_source.hpp"
 #include "hyvideo/io/zip.hpp"
 
 namespace hyvideo {

@@ -43,9 +43,9 @@
 #include "hyvideo/core/dtype.hpp"
 #include "hyvideo/core/error.hpp"
 #include "hyvideo/core/tensor.hpp"
+#include "hyvideo/core/weight_source.hpp"
 #include "hyvideo/io/atomic_file.hpp"
 #include "hyvideo/io/mapped_file.hpp"
-#include "hyvideo/io/weight_source.hpp"
 
 namespace hyvideo {
 

@@ -27,9 +27,9 @@
 
 #include "hyvideo/core/error.hpp"
 #include "hyvideo/core/tensor.hpp"
+#include "hyvideo/core/weight_source.hpp"
 #include "hyvideo/io/json_file.hpp"
 #include "hyvideo/io/safetensors.hpp"
-#include "hyvideo/io/weight_source.hpp"
 
 namespace hyvideo {
 

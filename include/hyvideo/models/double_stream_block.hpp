@@ -1,10 +1,11 @@
 #pragma once
 // MMDoubleStreamBlock (official modules/models.py): separate image and text weights, one joint
-// attention over [image; text] tokens. Attention, QK-norm and positional embedding are template
-// parameters with HunyuanVideo's choices as defaults, so an ablation is a type change.
+// attention over [image; text] tokens. Attention, QK-norm, positional embedding and MLP activation come
+// from the parts bundle (models/dit_parts.hpp), HunyuanVideo's by default, so an ablation is a type change.
 #include <string>
 #include <utility>
 
+#include "hyvideo/models/dit_parts.hpp"
 #include "hyvideo/models/modulate_dit.hpp"
 #include "hyvideo/nn/attention.hpp"
 #include "hyvideo/nn/layer_norm.hpp"
@@ -25,16 +26,19 @@ struct BlockContext {
     std::int64_t tr_tokens = 0;
 };
 
-template <Backend B, class Attention = VarlenAttention, template <class> class QKNorm = RMSNorm,
-          class PosEmb = Rope3DEmbedding>
+template <Backend B, class Parts = HunyuanVideoParts>
+    requires BlockPartsFor<Parts, B>
 struct MMDoubleStreamBlock {
     using backend = B;
+    using Attention = typename Parts::Attention;
+    using QKNorm = typename Parts::template QKNorm<B>;
+    using PosEmb = typename Parts::PositionalEmbedding;
     std::int64_t hidden_size = 0, heads_num = 0;
     ModulateDiT<B> img_mod, txt_mod;
     LayerNorm<B> img_norm1, img_norm2, txt_norm1, txt_norm2;  // no affine parameters
     Linear<B> img_attn_qkv, img_attn_proj, txt_attn_qkv, txt_attn_proj;
-    QKNorm<B> img_attn_q_norm, img_attn_k_norm, txt_attn_q_norm, txt_attn_k_norm;
-    MLP<B, GeluTanh> img_mlp, txt_mlp;
+    QKNorm img_attn_q_norm, img_attn_k_norm, txt_attn_q_norm, txt_attn_k_norm;
+    MLP<B, typename Parts::MlpActivation> img_mlp, txt_mlp;
 
     MMDoubleStreamBlock() = default;
     MMDoubleStreamBlock(std::int64_t hidden, std::int64_t heads, double mlp_width_ratio, bool qkv_bias = true)

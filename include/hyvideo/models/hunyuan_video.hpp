@@ -1,7 +1,8 @@
 #pragma once
 // HYVideoDiffusionTransformer (official modules/models.py): the HunyuanVideo DiT, built from the
-// block components. The structure is fixed at compile time (attention, QK-norm, positional
-// embedding, text input path, HunyuanVideo's choices as defaults); sizes come from HYVideoConfig.
+// block components. The structure is fixed at compile time by one parts bundle (attention, QK-norm,
+// positional embedding, MLP activation, text input path; models/dit_parts.hpp, HunyuanVideo's choices
+// by default); sizes come from HYVideoConfig, whose structural fields must agree with the parts.
 //
 //   vec = time_in(t) + vector_in(text_states_2) [+ guidance_in(guidance)]
 //   img = img_in(x);  txt = txt_in(text_states, t, text_mask)
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "hyvideo/models/config.hpp"
+#include "hyvideo/models/dit_parts.hpp"
 #include "hyvideo/models/double_stream_block.hpp"
 #include "hyvideo/models/final_layer.hpp"
 #include "hyvideo/models/single_stream_block.hpp"
@@ -35,16 +37,18 @@ struct DiTInputs {
     Tensor guidance;       // [B], required when guidance_embed (embedded_cfg_scale · 1000)
 };
 
-template <Backend B, class Attention = VarlenAttention, template <class> class QKNorm = RMSNorm,
-          class PosEmb = Rope3DEmbedding, template <class> class TextIn = SingleTokenRefiner>
+template <Backend B, class Parts = HunyuanVideoParts>
+    requires DiTPartsFor<Parts, B>
 struct HYVideoDiffusionTransformer {
     using backend = B;
-    using DoubleBlock = MMDoubleStreamBlock<B, Attention, QKNorm, PosEmb>;
-    using SingleBlock = MMSingleStreamBlock<B, Attention, QKNorm, PosEmb>;
+    using parts = Parts;
+    using DoubleBlock = MMDoubleStreamBlock<B, Parts>;
+    using SingleBlock = MMSingleStreamBlock<B, Parts>;
+    using TextInput = typename Parts::template TextInput<B>;
 
     HYVideoConfig config;
     PatchEmbed<B> img_in;
-    TextIn<B> txt_in;
+    TextInput txt_in;
     TimestepEmbedder<B> time_in;
     MLPEmbedder<B> vector_in;
     TimestepEmbedder<B> guidance_in;  // only with guidance_embed
@@ -60,19 +64,17 @@ struct HYVideoDiffusionTransformer {
     };
     std::optional<StreamedWeights> streamed;
 
+    // `cfg` with the structural fields this model type's parts stand for written in: how a preset
+    // becomes the configuration of a variant, e.g. Variant model(Variant::structured(preset)).
+    static HYVideoConfig structured(const HYVideoConfig& cfg) { return structured_config<Parts, B>(cfg); }
+
     // Builds the structure without touching weight memory: parameter_list() of a fresh model is the
-    // checkpoint's manifest, and load_weights() fills it.
+    // checkpoint's manifest, and load_weights() fills it. `cfg` must be valid and its structural fields
+    // (qk_norm, qk_norm_type, mlp_act_type, text_projection) those of the parts.
     explicit HYVideoDiffusionTransformer(const HYVideoConfig& cfg)
-        : config(cfg), img_in(cfg.patch_size, cfg.in_channels, cfg.hidden_size), txt_in(make_text_in(cfg)),
+        : config(checked(cfg)), img_in(cfg.patch_size, cfg.in_channels, cfg.hidden_size), txt_in(make_text_in(cfg)),
           time_in(cfg.hidden_size), vector_in(cfg.text_states_dim_2, cfg.hidden_size), guidance_in(cfg.hidden_size),
           final_layer(cfg.hidden_size, cfg.patch_size, cfg.out_channels) {
-        cfg.validate();
-        constexpr bool has_qk_norm = !std::is_same_v<QKNorm<B>, NoQKNorm<B>>;
-        HYVIDEO_CHECK(cfg.qk_norm == has_qk_norm,
-                      "config qk_norm=", cfg.qk_norm, " does not match the QK-norm type this model was built with");
-        if constexpr (std::is_same_v<QKNorm<B>, RMSNorm<B>>)
-            HYVIDEO_CHECK(cfg.qk_norm_type == "rms", "config qk_norm_type '", cfg.qk_norm_type,
-                          "' but this model type uses RMSNorm");
         for (std::int64_t i = 0; i < cfg.mm_double_blocks_depth; ++i)
             double_blocks.emplace_back(cfg.hidden_size, cfg.heads_num, cfg.mlp_width_ratio, cfg.qkv_bias);
         for (std::int64_t i = 0; i < cfg.mm_single_blocks_depth; ++i)
@@ -193,17 +195,20 @@ private:
         return blk;
     }
 
-    static TextIn<B> make_text_in(const HYVideoConfig& cfg) {
-        if constexpr (std::is_same_v<TextIn<B>, SingleTokenRefiner<B>>) {
-            HYVIDEO_CHECK(cfg.text_projection == "single_refiner", "config text_projection '", cfg.text_projection,
-                          "' but this model type uses the single_refiner");
-            return TextIn<B>(cfg.text_states_dim, cfg.hidden_size, cfg.heads_num, cfg.refiner_depth,
-                             cfg.mlp_width_ratio, cfg.qkv_bias);
-        } else {
-            HYVIDEO_CHECK(cfg.text_projection == "linear", "config text_projection '", cfg.text_projection,
-                          "' but this model type uses the linear TextProjection");
-            return TextIn<B>(cfg.text_states_dim, cfg.hidden_size);
-        }
+    // Checked before any member is built, so a mismatch allocates nothing.
+    static const HYVideoConfig& checked(const HYVideoConfig& cfg) {
+        cfg.validate();
+        check_structure<Parts, B>(cfg);
+        return cfg;
+    }
+
+    // A text input built as the token refiner is (sizes, depth, MLP ratio, QKV bias) or as a projection is.
+    static TextInput make_text_in(const HYVideoConfig& cfg) {
+        if constexpr (std::is_constructible_v<TextInput, std::int64_t, std::int64_t, std::int64_t, std::int64_t, double, bool>)
+            return TextInput(cfg.text_states_dim, cfg.hidden_size, cfg.heads_num, cfg.refiner_depth, cfg.mlp_width_ratio,
+                             cfg.qkv_bias);
+        else
+            return TextInput(cfg.text_states_dim, cfg.hidden_size);
     }
 
     void check_inputs(const DiTInputs& in) const {

@@ -1,19 +1,24 @@
 #pragma once
 // MMSingleStreamBlock (official modules/models.py): one stream over x = [image; text] tokens, with a
-// fused linear1 producing qkv and the MLP input, and linear2 consuming [attention; GELU(mlp)].
+// fused linear1 producing qkv and the MLP input, and linear2 consuming [attention; act(mlp)] (GELU-tanh
+// in HunyuanVideo; the parts bundle's MlpActivation).
 #include <string>
 
 #include "hyvideo/models/double_stream_block.hpp"
 
 namespace hyvideo {
 
-template <Backend B, class Attention = VarlenAttention, template <class> class QKNorm = RMSNorm,
-          class PosEmb = Rope3DEmbedding>
+template <Backend B, class Parts = HunyuanVideoParts>
+    requires BlockPartsFor<Parts, B>
 struct MMSingleStreamBlock {
     using backend = B;
+    using Attention = typename Parts::Attention;
+    using QKNorm = typename Parts::template QKNorm<B>;
+    using PosEmb = typename Parts::PositionalEmbedding;
+    using MlpActivation = typename Parts::MlpActivation;
     std::int64_t hidden_size = 0, heads_num = 0, mlp_hidden_dim = 0;
     Linear<B> linear1, linear2;
-    QKNorm<B> q_norm, k_norm;
+    QKNorm q_norm, k_norm;
     LayerNorm<B> pre_norm;  // no affine parameters
     ModulateDiT<B> modulation;
 
@@ -52,7 +57,7 @@ struct MMSingleStreamBlock {
         q = B::cat({PosEmb::template apply<B>(q.slice(1, 0, Li), ctx.rope), q.slice(1, Li, L)}, 1);
         k = B::cat({PosEmb::template apply<B>(k.slice(1, 0, Li), ctx.rope), k.slice(1, Li, L)}, 1);
         const Tensor attn = Attention::template apply<B>(q, k, qkv.select(2, 2), ctx.layout).reshape({N, L, hidden_size});
-        const Tensor out = linear2.forward(B::cat({attn, B::gelu_tanh(mlp)}, 2));
+        const Tensor out = linear2.forward(B::cat({attn, MlpActivation::template apply<B>(mlp)}, 2));
         return gate_tokens<B>(x, out, m[2], m_tr, 2, ctx.tr_tokens);
     }
 };

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "hyvideo/backend/attention_mask.hpp"
+#include "hyvideo/models/dit_parts.hpp"
 #include "hyvideo/models/text_projection.hpp"
 #include "hyvideo/nn/layer_norm.hpp"
 #include "hyvideo/nn/mlp.hpp"
@@ -15,15 +16,18 @@
 namespace hyvideo {
 
 // One refiner block: gated self-attention and a gated SiLU MLP, both on affine LayerNorms, with
-// gates (no shift/scale) from adaLN_modulation(SiLU(c)).
-template <Backend B, template <class> class QKNorm = NoQKNorm>
+// gates (no shift/scale) from adaLN_modulation(SiLU(c)). The QK norm (none in HunyuanVideo) and the MLP
+// activation (SiLU) come from the refiner's parts (TokenRefinerParts, models/dit_parts.hpp).
+template <Backend B, class RefinerParts = TokenRefinerParts<>>
+    requires RefinerPartsFor<RefinerParts, B>
 struct IndividualTokenRefinerBlock {
     using backend = B;
+    using QKNorm = typename RefinerParts::template QKNorm<B>;
     std::int64_t hidden_size = 0, heads_num = 0;
     LayerNorm<B> norm1, norm2;
     Linear<B> self_attn_qkv, self_attn_proj;
-    QKNorm<B> self_attn_q_norm, self_attn_k_norm;
-    MLP<B, SiLU> mlp;
+    QKNorm self_attn_q_norm, self_attn_k_norm;
+    MLP<B, typename RefinerParts::MlpActivation> mlp;
     Linear<B> adaLN_modulation;  // Sequential(SiLU, Linear): index 1
 
     IndividualTokenRefinerBlock() = default;
@@ -59,14 +63,14 @@ struct IndividualTokenRefinerBlock {
     }
 };
 
-template <Backend B>
+template <Backend B, class RefinerParts = TokenRefinerParts<>>
 struct SingleTokenRefiner {
     using backend = B;
     std::int64_t in_channels = 0, hidden_size = 0;
     Linear<B> input_embedder;
     TimestepEmbedder<B> t_embedder;
     TextProjection<B> c_embedder;
-    std::vector<IndividualTokenRefinerBlock<B>> blocks;  // individual_token_refiner.blocks
+    std::vector<IndividualTokenRefinerBlock<B, RefinerParts>> blocks;  // individual_token_refiner.blocks
 
     SingleTokenRefiner() = default;
     SingleTokenRefiner(std::int64_t in_ch, std::int64_t hidden, std::int64_t heads, std::int64_t depth,

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "hyvideo/core/tensor.hpp"
-#include "hyvideo/io/weight_source.hpp"
+#include "hyvideo/core/weight_source.hpp"
 
 namespace hyvideo {
 

@@ -66,14 +66,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hyvideo/io/fp8.hpp"  // dequantize_fp8, detail::broadcast_strides
+#include "hyvideo/core/config_fields.hpp"
 #include "hyvideo/core/dtype.hpp"
 #include "hyvideo/core/error.hpp"
 #include "hyvideo/core/tensor.hpp"
-#include "hyvideo/io/checkpoint.hpp"  // dequantize_fp8, detail::broadcast_strides
+#include "hyvideo/core/weight_source.hpp"
 #include "hyvideo/io/json_file.hpp"
 #include "hyvideo/io/mapped_file.hpp"
 #include "hyvideo/io/sharded_safetensors.hpp"
-#include "hyvideo/io/weight_source.hpp"
 #include "hyvideo/text_encoder/config.hpp"
 
 namespace hyvideo {

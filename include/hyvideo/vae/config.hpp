@@ -11,8 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hyvideo/core/config_fields.hpp"
 #include "hyvideo/core/error.hpp"
-#include "hyvideo/models/config.hpp"  // config_detail: the strict JSON reading and the bounds both configs share
+#include "hyvideo/io/json_file.hpp"
 
 namespace hyvideo {
 

@@ -1,5 +1,5 @@
-// Tests of the checkpoint readers: io/zip.hpp, io/torch_pickle.hpp, io/pt_file.hpp, io/diffusers_names.hpp,
-// io/checkpoint.hpp, and the `inspect` and `convert` commands.
+// Tests of the checkpoint readers: io/zip.hpp, io/torch_pickle.hpp, io/pt_file.hpp, checkpoint/diffusers_names.hpp,
+// checkpoint/checkpoint.hpp, and the `inspect` and `convert` commands.
 //
 // The acceptance tests load the tiny golden models (transformer_tiny, vae_tiny) from every layout in
 // tests/data/checkpoints/ (written by tools/make_test_checkpoints.py with torch) and require:
@@ -33,20 +33,20 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../../tools/convert.hpp"
+#include "../../tools/inspect.hpp"
+#include "../support/temp_dir.hpp"
+#include "../tools/cli_helpers.hpp"
 #include "hyvideo/backend/cpu/cpu.hpp"
+#include "hyvideo/checkpoint/checkpoint.hpp"
+#include "hyvideo/checkpoint/diffusers_names.hpp"
 #include "hyvideo/golden/cases/transformer.hpp"
 #include "hyvideo/golden/compare.hpp"
 #include "hyvideo/golden/fixture.hpp"
-#include "hyvideo/io/checkpoint.hpp"
-#include "hyvideo/io/diffusers_names.hpp"
 #include "hyvideo/io/pt_file.hpp"
 #include "hyvideo/io/zip.hpp"
 #include "hyvideo/models/hunyuan_video.hpp"
 #include "hyvideo/vae/autoencoder_kl_causal_3d.hpp"
-#include "../../tools/convert.hpp"
-#include "../../tools/inspect.hpp"
-#include "../tools/cli_helpers.hpp"
-#include "../support/temp_dir.hpp"
 
 #ifndef HYVIDEO_TEST_DATA_DIR
 #error "HYVIDEO_TEST_DATA_DIR must name the tests/data directory"
@@ -626,7 +626,7 @@ TEST_CASE("checkpoints: configs inferred from the real model's shapes name the r
         if (!manifest.contains(n)) return std::nullopt;
         return manifest.at(n).get<Shape>();
     };
-    const auto g = Checkpoint::infer_dit_config(lookup, nullptr);
+    const auto g = infer_dit_config(lookup, nullptr);
     CHECK(g.complete);
     CHECK(g.config.to_json() == HYVideoConfig::preset("HYVideo-T/2-cfgdistill").to_json());
     cli::Manifest have;
@@ -636,7 +636,7 @@ TEST_CASE("checkpoints: configs inferred from the real model's shapes name the r
 
     std::ifstream vin(kData / "golden" / "manifest_vae_884_16c.json");
     const auto vm = nlohmann::json::parse(vin).at("tensors");
-    const auto vg = Checkpoint::infer_vae_config(
+    const auto vg = infer_vae_config(
         [&](const std::string& n) -> std::optional<Shape> {
             if (!vm.contains(n)) return std::nullopt;
             return vm.at(n).get<Shape>();

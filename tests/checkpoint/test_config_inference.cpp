@@ -1,4 +1,4 @@
-// Config inference from checkpoints (io/checkpoint.hpp: infer_dit_config, infer_vae_config,
+// Config inference from checkpoints (checkpoint/checkpoint.hpp: infer_dit_config, infer_vae_config,
 // check_dit_config, check_vae_config) with untrusted config.json files and stored shapes: every bad
 // value is one hyvideo::Error naming the file, the JSON (config.json, the metadata entry) and the key
 // or the tensor; sizes the weights do not allow are refused before any model is built. Each test of a
@@ -16,14 +16,14 @@
 
 #include <nlohmann/json.hpp>
 
-#include "hyvideo/backend/cpu/cpu.hpp"
-#include "hyvideo/io/checkpoint.hpp"
-#include "hyvideo/io/safetensors.hpp"
-#include "hyvideo/models/hunyuan_video.hpp"
-#include "hyvideo/vae/autoencoder_kl_causal_3d.hpp"
 #include "../support/error_of.hpp"
 #include "../support/small_configs.hpp"
 #include "../support/temp_dir.hpp"
+#include "hyvideo/backend/cpu/cpu.hpp"
+#include "hyvideo/checkpoint/checkpoint.hpp"
+#include "hyvideo/io/safetensors.hpp"
+#include "hyvideo/models/hunyuan_video.hpp"
+#include "hyvideo/vae/autoencoder_kl_causal_3d.hpp"
 
 #ifndef HYVIDEO_TEST_DATA_DIR
 #error "HYVIDEO_TEST_DATA_DIR must name the tests/data directory"
@@ -58,7 +58,7 @@ Manifest manifest_of(const Config& c) {
 }
 Manifest dit_manifest(const HYVideoConfig& c) { return manifest_of<HYVideoDiffusionTransformer<cpu>>(c); }
 
-Checkpoint::ShapeLookup lookup(const Manifest& m) {
+ShapeLookup lookup(const Manifest& m) {
     return [m](const std::string& name) -> std::optional<Shape> {
         const auto it = m.find(name);
         if (it == m.end()) return std::nullopt;
@@ -142,8 +142,8 @@ TEST_CASE("config inference: a deeply nested config.json is refused before it is
     // a million nested arrays (2 MB) overflowed the stack.
     const Manifest v = manifest_of<AutoencoderKLCausal3D<cpu>>(AutoencoderKLCausal3DConfig::from_json(official_vae_json()));
     const json deep = json::parse(R"({"sample_size": )" + std::string(1'000'000, '[') + std::string(1'000'000, ']') + "}");
-    CHECK_THROWS_WITH_AS(Checkpoint::infer_vae_config(lookup(v), &deep), "config.json nests deeper than 32 levels", Error);
-    CHECK_THROWS_WITH_AS(Checkpoint::infer_dit_config(lookup(dit_manifest(small_dit())), &deep),
+    CHECK_THROWS_WITH_AS(infer_vae_config(lookup(v), &deep), "config.json nests deeper than 32 levels", Error);
+    CHECK_THROWS_WITH_AS(infer_dit_config(lookup(dit_manifest(small_dit())), &deep),
                          "config.json nests deeper than 32 levels", Error);
 }
 
@@ -221,10 +221,10 @@ TEST_CASE("config inference: qkv_bias is read from the QKV projection, not from 
     // Finding: single_blocks.0.linear1.bias (always present) made every model infer qkv_bias = true.
     HYVideoConfig c = small_dit();
     c.qkv_bias = false;
-    CHECK_FALSE(Checkpoint::infer_dit_config(lookup(dit_manifest(c)), nullptr).config.qkv_bias);
+    CHECK_FALSE(infer_dit_config(lookup(dit_manifest(c)), nullptr).config.qkv_bias);
     c.mm_double_blocks_depth = 0;  // then the refiner's QKV decides
-    CHECK_FALSE(Checkpoint::infer_dit_config(lookup(dit_manifest(c)), nullptr).config.qkv_bias);
-    CHECK(Checkpoint::infer_dit_config(lookup(dit_manifest(small_dit())), nullptr).config.qkv_bias);
+    CHECK_FALSE(infer_dit_config(lookup(dit_manifest(c)), nullptr).config.qkv_bias);
+    CHECK(infer_dit_config(lookup(dit_manifest(small_dit())), nullptr).config.qkv_bias);
 }
 
 TEST_CASE("config inference: the MLP ratio gives back the stored width through int(hidden * ratio)") {
@@ -235,49 +235,49 @@ TEST_CASE("config inference: the MLP ratio gives back the stored width through i
     c.rope_dim_list = {6, 4, 4};
     c.mlp_width_ratio = std::nextafter(61.0 / 28.0, 3.0);
     REQUIRE(c.mlp_hidden_dim() == 61);
-    const auto g = Checkpoint::infer_dit_config(lookup(dit_manifest(c)), nullptr);
+    const auto g = infer_dit_config(lookup(dit_manifest(c)), nullptr);
     CHECK(g.config.mlp_hidden_dim() == 61);
     CHECK(dit_manifest(g.config) == dit_manifest(c));
     // Without double blocks the single blocks' linear1 (q, k, v and the MLP) sizes it.
     c.mm_double_blocks_depth = 0;
-    CHECK(Checkpoint::infer_dit_config(lookup(dit_manifest(c)), nullptr).config.mlp_hidden_dim() == 61);
+    CHECK(infer_dit_config(lookup(dit_manifest(c)), nullptr).config.mlp_hidden_dim() == 61);
 }
 
 TEST_CASE("config inference: shapes that do not divide are refused, not truncated") {
     Manifest m = dit_manifest(small_dit());
     // Heads: a QK norm of 24 entries in a width of 64 gave 2 heads of 32.
     m["double_blocks.0.img_attn_q_norm.weight"] = {24};
-    CHECK_THROWS_WITH_AS(Checkpoint::infer_dit_config(lookup(m), nullptr),
+    CHECK_THROWS_WITH_AS(infer_dit_config(lookup(m), nullptr),
                          "double_blocks.0.img_attn_q_norm.weight has 24 entries, which do not divide the hidden size 64 of "
                          "img_in.proj.weight into heads",
                          Error);
     // Output channels: 65 outputs for a 4-pixel patch gave 16 channels.
     m = dit_manifest(small_dit());
     m["final_layer.linear.weight"] = {65, 64};
-    CHECK_THROWS_WITH_AS(Checkpoint::infer_dit_config(lookup(m), nullptr), doctest::Contains("its 65 outputs are not a whole number"), Error);
+    CHECK_THROWS_WITH_AS(infer_dit_config(lookup(m), nullptr), doctest::Contains("its 65 outputs are not a whole number"), Error);
     // Latent channels: an odd number of moments gave half of one less.
     Manifest v = manifest_of<AutoencoderKLCausal3D<cpu>>(AutoencoderKLCausal3DConfig::from_json(official_vae_json()));
     v["encoder.conv_out.conv.weight"] = {9, 16, 3, 3, 3};
-    CHECK_THROWS_WITH_AS(Checkpoint::infer_vae_config(lookup(v), nullptr), doctest::Contains("has 9 output channels, not a latent's mean"),
+    CHECK_THROWS_WITH_AS(infer_vae_config(lookup(v), nullptr), doctest::Contains("has 9 output channels, not a latent's mean"),
                          Error);
     // A size beyond the bounds (a zero-element tensor can claim any): refused by validate, naming it.
     m = dit_manifest(small_dit());
     m["img_in.proj.weight"] = {64, 16, 1, 2, 0};
-    CHECK_THROWS_WITH_AS(Checkpoint::infer_dit_config(lookup(m), nullptr),
+    CHECK_THROWS_WITH_AS(infer_dit_config(lookup(m), nullptr),
                          "the configuration from the weights is not valid: model config: patch_size entry must be in [1, 64], got 0", Error);
     m = dit_manifest(small_dit());
     m["vector_in.in_layer.weight"] = {64, std::int64_t{1} << 40};
-    CHECK_THROWS_WITH_AS(Checkpoint::infer_dit_config(lookup(m), nullptr),
+    CHECK_THROWS_WITH_AS(infer_dit_config(lookup(m), nullptr),
                          doctest::Contains("text_states_dim_2 must be in [1, 1048576], got 1099511627776"), Error);
 }
 
 TEST_CASE("config inference: the QK norm's kind and an RoPE placeholder that validates") {
     HYVideoConfig c = small_dit();
     c.qk_norm_type = "layer";
-    const Manifest m = manifest_of<HYVideoDiffusionTransformer<cpu, VarlenAttention, LayerNormQK>>(c);
-    CHECK(Checkpoint::infer_dit_config(lookup(m), nullptr).config.qk_norm_type == "layer");
+    const Manifest m = manifest_of<HYVideoDiffusionTransformer<cpu, HunyuanVideoParts::with_qk_norm<LayerNormQK>>>(c);
+    CHECK(infer_dit_config(lookup(m), nullptr).config.qk_norm_type == "layer");
     // head_dim 16 has no preset: the placeholder (marked incomplete) is three even shares.
-    const auto g = Checkpoint::infer_dit_config(lookup(dit_manifest(small_dit())), nullptr);
+    const auto g = infer_dit_config(lookup(dit_manifest(small_dit())), nullptr);
     CHECK_FALSE(g.complete);
     CHECK(g.config.rope_dim_list == std::vector<std::int64_t>{8, 4, 4});
 }

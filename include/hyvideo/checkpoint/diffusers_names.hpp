@@ -21,7 +21,7 @@
 // (image_condition_type token_replace / latent_concat) use the same names.
 //
 // The rules are written once, diffusers → official, as templates: `{i}` is a block index and `{s}`
-// the parameter (weight or bias). io/checkpoint.hpp uses them in both directions: to name the official
+// the parameter (weight or bias). checkpoint/checkpoint.hpp uses them in both directions: to name the official
 // tensor a diffusers tensor belongs to, and to list the diffusers tensors an official one is made of.
 #include <cstddef>
 #include <cstdint>
