@@ -166,7 +166,7 @@ TEST_CASE("tensor: unsqueeze adds a size-1 dimension without moving data") {
     CHECK_THROWS_AS(t.unsqueeze(3), Error);
 }
 
-TEST_CASE("tensor: reshape of contiguous data is a view, of a strided view a copy in row-major order") {
+TEST_CASE("tensor: reshape is always a view; where the strides cannot express it, it throws") {
     const Tensor t = iota({2, 3, 4});
     const auto x = as_xtensor<float>(t);
 
@@ -177,21 +177,38 @@ TEST_CASE("tensor: reshape of contiguous data is a view, of a strided view a cop
     CHECK(t.flatten().shape() == Shape{24});
     CHECK(t.flatten().raw_data() == t.raw_data());
 
-    // A permuted view has no row-major layout to reinterpret: reshape copies its values in the order
-    // the view presents them, which is what xtensor's row-major reshape of the transpose reads.
-    const Tensor p = t.permute({1, 0, 2});
-    const Tensor rp = p.reshape({3, 8});
-    CHECK(rp.is_contiguous());
+    // A permuted view: splitting a dimension, or merging dimensions whose strides still chain, stays a
+    // view of the same memory, with the values xtensor's row-major reshape of the transpose reads.
+    const Tensor p = t.permute({1, 0, 2});  // [3, 2, 4], strides [4, 12, 1]
+    const xt::xarray<float> transposed = xt::transpose(x, {1, 0, 2});
+    const Tensor split = p.reshape({3, 2, 2, 2});
+    CHECK(split.raw_data() == t.raw_data());
+    CHECK(split.strides() == Shape{4, 12, 2, 1});
+    CHECK(same(as_xtensor<float>(split), xt::reshape_view(transposed, {3, 2, 2, 2})));
+    const Tensor ones = p.reshape({1, 3, 2, 1, 4});
+    CHECK(ones.raw_data() == t.raw_data());
+    CHECK(same(as_xtensor<float>(ones), xt::reshape_view(transposed, {1, 3, 2, 1, 4})));
+    // Merging the two dimensions the permute swapped has no strides: refused, naming both shapes, and
+    // the copy is made where it is visible.
+    CHECK_THROWS_WITH_AS(p.reshape({3, 8}), doctest::Contains("reshape: a strided view [3, 2, 4]"), Error);
+    const Tensor rp = p.contiguous().reshape({3, 8});
     CHECK(rp.raw_data() != t.raw_data());
-    const xt::xarray<float> expected = xt::transpose(x, {1, 0, 2});
-    CHECK(same(as_xtensor<float>(rp), xt::reshape_view(expected, {3, 8})));
+    CHECK(same(as_xtensor<float>(rp), xt::reshape_view(transposed, {3, 8})));
 
-    // So does a slice that is not contiguous.
-    const Tensor s = t.slice(2, 0, 2);
+    // A slice along the last dimension: its leading dimensions merge (their strides chain), the sliced
+    // rows do not.
+    const Tensor s = t.slice(2, 0, 2);  // [2, 3, 2], strides [12, 4, 1]
     const xt::xarray<float> sliced = xt::view(x, xt::all(), xt::all(), xt::range(0, 2));
-    const Tensor flat = s.reshape({-1});
-    CHECK(flat.raw_data() != t.raw_data());
+    const Tensor rows = s.reshape({6, 2});
+    CHECK(rows.raw_data() == t.raw_data());
+    CHECK(same(as_xtensor<float>(rows), xt::reshape_view(sliced, {6, 2})));
+    CHECK_THROWS_AS(s.reshape({-1}), Error);
+    const Tensor flat = s.contiguous().reshape({-1});
     CHECK(same(as_xtensor<float>(flat), xt::flatten(sliced)));
+    // A slice of the last dimension split into heads, as the single stream block's qkv: a view.
+    const Tensor heads = t.slice(2, 1, 3).reshape({2, 3, 2, 1});
+    CHECK(static_cast<const float*>(heads.raw_data()) == t.data<float>() + 1);
+    CHECK(same(as_xtensor<float>(heads), xt::reshape_view(xt::xarray<float>(xt::view(x, xt::all(), xt::all(), xt::range(1, 3))), {2, 3, 2, 1})));
 
     CHECK_THROWS_AS(t.reshape({5, -1}), Error);
     CHECK_THROWS_AS(t.reshape({-1, -1}), Error);

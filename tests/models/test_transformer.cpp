@@ -130,6 +130,24 @@ TEST_CASE("ablation: LayerNorm QK-norm and the linear text projection load their
     CHECK_THROWS_AS(HYVideoDiffusionTransformer<cpu>{cfg}, Error);
 }
 
+TEST_CASE("forward: text lengths known on the host give the same velocity as the mask; bad ones are refused") {
+    HYVideoDiffusionTransformer<cpu> model(tiny_config());
+    init_weights(model, 21);
+    DiTInputs in = tiny_inputs(3);
+    const Tensor from_mask = model.forward(in);
+    in.text_lengths = {3};
+    CHECK(rel_l2(model.forward(in), from_mask) == 0.0);
+    CHECK(text_lengths_of(in.text_mask) == std::vector<std::int64_t>{3});
+    in.text_lengths = {3, 3};
+    CHECK_THROWS_WITH_AS(model.forward(in), doctest::Contains("text_lengths must give one length per sample (1), got 2"), Error);
+    in.text_lengths = {6};
+    CHECK_THROWS_WITH_AS(model.forward(in), doctest::Contains("text_lengths: 6 valid tokens of 5"), Error);
+    // Without lengths, the mask must be what the official get_cu_seqlens assumes: a 0/1 prefix.
+    in.text_lengths.clear();
+    in.text_mask = Tensor::from_vector<std::int64_t>({1, 5}, {1, 0, 1, 0, 0});
+    CHECK_THROWS_WITH_AS(model.forward(in), doctest::Contains("text_mask[0, 2] is 1: the mask must be 0/1 and mark a prefix"), Error);
+}
+
 // docs/architecture.md#variants shows this alias; keep the two the same.
 using DocsVariant = HYVideoDiffusionTransformer<cpu, HunyuanVideoParts::with_positional_embedding<NoPositionalEmbedding>
                                                          ::with_qk_norm<LayerNormQK>

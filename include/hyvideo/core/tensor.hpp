@@ -14,6 +14,7 @@
 #include <memory>
 #include <new>
 #include <numeric>
+#include <optional>
 #include <ostream>
 #include <span>
 #include <string>
@@ -132,6 +133,11 @@ public:
     }
 
     // ---- views -------------------------------------------------------------------------------
+    // The same elements in row-major order under `shape` (one -1 is inferred), always as a view: no
+    // data moves, on any device. Splitting a dimension, or merging dimensions whose strides still
+    // chain, is a view of a strided tensor too; merging dimensions that a permute or a slice separated
+    // is not, and throws: materialise first (B::contiguous, or contiguous() on the host), so that every
+    // copy is visible where it happens.
     Tensor reshape(Shape shape) const {
         std::int64_t known = 1, infer = -1;
         for (std::size_t i = 0; i < shape.size(); ++i) {
@@ -149,9 +155,11 @@ public:
         }
         HYVIDEO_CHECK(shape_numel(shape) == numel(), "reshape: ", shape_str(shape_), " has ", numel(),
                       " elements, not ", shape_numel(shape), " of ", shape_str(shape));
-        Tensor src = is_contiguous() ? *this : contiguous();
-        Tensor t = src;
-        t.strides_ = contiguous_strides(shape);
+        const std::optional<Shape> strides = view_strides(shape);
+        HYVIDEO_CHECK(strides, "reshape: a strided view ", shape_str(shape_), " (strides ", shape_str(strides_),
+                      ") cannot be viewed as ", shape_str(shape), " without a copy; make it contiguous first");
+        Tensor t = *this;
+        t.strides_ = *strides;
         t.shape_ = std::move(shape);
         return t;
     }
@@ -265,6 +273,33 @@ public:
     }
 
 private:
+    // Strides under which `shape` views this tensor's elements in row-major order, if any. Runs of
+    // old dimensions that are contiguous with each other (stride[d-1] == stride[d] * size[d]) behave as
+    // one block; each block must be covered exactly by consecutive new dimensions.
+    std::optional<Shape> view_strides(const Shape& shape) const {
+        if (numel() == 0 || shape_.empty()) return contiguous_strides(shape);
+        Shape out(shape.size(), 1);
+        std::int64_t view_d = static_cast<std::int64_t>(shape.size()) - 1;
+        std::int64_t base = strides_.back(), old_count = 1, new_count = 1;
+        for (std::int64_t d = static_cast<std::int64_t>(shape_.size()) - 1; d >= 0; --d) {
+            old_count *= shape_[d];
+            const bool block_ends = d == 0 || (shape_[d - 1] != 1 && strides_[d - 1] != old_count * base);
+            if (!block_ends) continue;
+            while (view_d >= 0 && (new_count < old_count || shape[view_d] == 1)) {
+                out[view_d] = new_count * base;
+                new_count *= shape[view_d];
+                --view_d;
+            }
+            if (new_count != old_count) return std::nullopt;
+            if (d > 0) {
+                base = strides_[d - 1];
+                old_count = new_count = 1;
+            }
+        }
+        if (view_d != -1) return std::nullopt;
+        return out;
+    }
+
     std::int64_t wrap_dim(std::int64_t d) const {
         const auto n = dim();
         const auto w = d < 0 ? d + n : d;

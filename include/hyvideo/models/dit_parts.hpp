@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -70,15 +71,16 @@ concept QKNormPart = ModulePart<N> && std::constructible_from<N, std::int64_t> &
     { n.forward(x) } -> std::same_as<Tensor>;
 };
 
-// The text input path: (states [B, L, text_states_dim], t [B], mask [B, L]) -> [B, L, hidden], built
-// either as the token refiner is (in, hidden, heads, depth, mlp_width_ratio, qkv_bias) or as a
-// projection is (in, hidden).
+// The text input path: (states [B, L, text_states_dim], t [B], mask [B, L]) -> [B, L, hidden], and
+// the same with the valid tokens per sample known on the host (no read-back); built either as the
+// token refiner is (in, hidden, heads, depth, mlp_width_ratio, qkv_bias) or as a projection is (in, hidden).
 template <class T>
 concept TextInputPart = ModulePart<T> &&
                         (std::constructible_from<T, std::int64_t, std::int64_t, std::int64_t, std::int64_t, double, bool> ||
                          std::constructible_from<T, std::int64_t, std::int64_t>) &&
-                        requires(const T& m, const Tensor& x) {
+                        requires(const T& m, const Tensor& x, const std::vector<std::int64_t>& lengths) {
                             { m.forward(x, x, x) } -> std::same_as<Tensor>;
+                            { m.forward(x, x, x, lengths) } -> std::same_as<Tensor>;
                         };
 
 // ---- the configuration fields a part stands for -------------------------------------------------------

@@ -35,7 +35,31 @@ struct DiTInputs {
     Tensor text_mask;      // [B, L] int64, 1 = valid (a prefix)
     Tensor text_states_2;  // [B, text_states_dim_2]
     Tensor guidance;       // [B], required when guidance_embed (embedded_cfg_scale · 1000)
+    // Valid text tokens per sample (the ones of text_mask, a prefix), known on the host: what the
+    // attention masks are made from. Given, the forward reads nothing back from the device; empty, the
+    // forward counts them from text_mask (one download). The pipeline counts them once per run.
+    std::vector<std::int64_t> text_lengths;
 };
+
+// The valid tokens per row of a host mask [B, L] of 0/1 values that mark a prefix (right padding), as
+// the official get_cu_seqlens counts them. Throws on a value other than 0 or 1 or a mask that is not
+// a prefix, naming `what`.
+inline std::vector<std::int64_t> text_lengths_of(const Tensor& host_mask, const char* what = "text_mask") {
+    HYVIDEO_CHECK(host_mask.defined() && host_mask.device() == Device::cpu && host_mask.dim() == 2, what,
+                  " must be a [B, L] host tensor");
+    const auto v = host_mask.to_vector();
+    const std::int64_t rows = host_mask.size(0), L = host_mask.size(1);
+    std::vector<std::int64_t> out;
+    for (std::int64_t b = 0; b < rows; ++b) {
+        std::int64_t n = 0;
+        while (n < L && v[b * L + n] == 1.0f) ++n;
+        for (std::int64_t l = n; l < L; ++l)
+            HYVIDEO_CHECK(v[b * L + l] == 0.0f, what, "[", b, ", ", l, "] is ", v[b * L + l],
+                          ": the mask must be 0/1 and mark a prefix of valid tokens (right padding)");
+        out.push_back(n);
+    }
+    return out;
+}
 
 template <Backend B, class Parts = HunyuanVideoParts>
     requires DiTPartsFor<Parts, B>
@@ -147,13 +171,16 @@ struct HYVideoDiffusionTransformer {
         }
         if (config.guidance_embed) ctx.vec = B::add(ctx.vec, guidance_in.forward(in.guidance));
 
+        const std::vector<std::int64_t> text_lengths =
+            in.text_lengths.empty() ? text_lengths_of(B::download(in.text_mask)) : in.text_lengths;
         Tensor img = img_in.forward(in.x);
-        Tensor txt = txt_in.forward(in.text_states, in.t, config.use_attention_mask ? in.text_mask : Tensor{});
+        Tensor txt = config.use_attention_mask ? txt_in.forward(in.text_states, in.t, in.text_mask, text_lengths)
+                                               : txt_in.forward(in.text_states, in.t, Tensor{});
         const std::int64_t Li = img.size(1), Lt = txt.size(1);
         HYVIDEO_CHECK(rope.cos.defined() && rope.cos.size(0) == Li, "RoPE tables for ",
                       rope.cos.defined() ? rope.cos.size(0) : 0, " tokens, the latent has ", Li);
         ctx.rope = rope;
-        ctx.layout = token_layout(in.text_mask, Li, Lt);
+        ctx.layout = token_layout(text_lengths, Li);
 
         for (std::size_t i = 0; i < double_blocks.size(); ++i) {
             if (streamed) {
@@ -170,19 +197,10 @@ struct HYVideoDiffusionTransformer {
         return unpatchify<B>(y, config.out_channels, grid, config.patch_size);
     }
 
-    // Valid tokens per sample: all image tokens plus the valid text (official get_cu_seqlens, which
-    // counts the mask's ones and relies on right padding).
-    static TokenLayout token_layout(const Tensor& text_mask, std::int64_t img_len, std::int64_t txt_len) {
+    // Valid tokens per sample: all image tokens plus the valid text (official get_cu_seqlens).
+    static TokenLayout token_layout(const std::vector<std::int64_t>& text_lengths, std::int64_t img_len) {
         TokenLayout layout{img_len, {}};
-        const Tensor m = B::download(text_mask);
-        HYVIDEO_CHECK(m.dim() == 2 && m.size(1) == txt_len, "text_mask ", shape_str(m.shape()), " for ", txt_len,
-                      " text tokens");
-        const auto v = m.to_vector();
-        for (std::int64_t b = 0; b < m.size(0); ++b) {
-            std::int64_t n = 0;
-            for (std::int64_t l = 0; l < txt_len; ++l) n += v[b * txt_len + l] != 0.0f;
-            layout.valid_len.push_back(img_len + n);
-        }
+        for (std::int64_t n : text_lengths) layout.valid_len.push_back(img_len + n);
         return layout;
     }
 
@@ -228,6 +246,11 @@ private:
                       in.text_states.defined() ? shape_str(in.text_states.shape()) : "nothing");
         HYVIDEO_CHECK(in.text_mask.defined() && in.text_mask.shape() == (Shape{N, in.text_states.size(1)}),
                       "text_mask must be [", N, ", ", in.text_states.size(1), "]");
+        HYVIDEO_CHECK(in.text_lengths.empty() || static_cast<std::int64_t>(in.text_lengths.size()) == N,
+                      "text_lengths must give one length per sample (", N, "), got ", in.text_lengths.size());
+        for (std::int64_t n : in.text_lengths)
+            HYVIDEO_CHECK(n >= 0 && n <= in.text_states.size(1), "text_lengths: ", n, " valid tokens of ",
+                          in.text_states.size(1));
         HYVIDEO_CHECK(in.text_states_2.defined() && in.text_states_2.shape() == (Shape{N, config.text_states_dim_2}),
                       "text_states_2 must be [", N, ", ", config.text_states_dim_2, "]");
         if (config.guidance_embed)

@@ -1,7 +1,9 @@
 #pragma once
 // TextProjection (official modules/embed_layers.py): linear_2(SiLU(linear_1(x))). It is the token
 // refiner's c_embedder, and the whole text input path when text_projection == "linear".
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "hyvideo/nn/linear.hpp"
 
@@ -23,8 +25,11 @@ struct TextProjection {
 
     Tensor forward(const Tensor& x) const { return linear_2.forward(B::silu(linear_1.forward(x))); }
 
-    // As the model's txt_in: the same signature as SingleTokenRefiner, ignoring t and the mask.
+    // As the model's txt_in: the same signatures as SingleTokenRefiner, ignoring t and the mask.
     Tensor forward(const Tensor& x, const Tensor& /*t*/, const Tensor& /*mask*/) const { return forward(x); }
+    Tensor forward(const Tensor& x, const Tensor& /*t*/, const Tensor& /*mask*/, const std::vector<std::int64_t>& /*lengths*/) const {
+        return forward(x);
+    }
 };
 
 }  // namespace hyvideo

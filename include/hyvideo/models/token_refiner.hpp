@@ -92,16 +92,33 @@ struct SingleTokenRefiner {
     // x [B, L, in] raw text-encoder states, t [B] timesteps, mask [B, L] (1 = valid; undefined = all
     // valid) -> [B, L, hidden].
     Tensor forward(const Tensor& x, const Tensor& t, const Tensor& mask) const {
+        HYVIDEO_CHECK(x.dim() == 3, "SingleTokenRefiner: text states must be [B, L, ", in_channels, "], got ",
+                      shape_str(x.shape()));
+        const Tensor weights = mask.defined() ? B::to_float(mask) : B::full({x.size(0), x.size(1)}, 1.0f);
+        const AttentionMask attn_mask = mask.defined() ? AttentionMask::refiner(B::download(mask)) : AttentionMask::full();
+        return refine(x, t, weights, attn_mask);
+    }
+
+    // The same for a prefix mask whose valid tokens per sample, `lengths`, the caller knows on the
+    // host (the DiT's forward): nothing is read back from the device. `mask` must agree with them.
+    Tensor forward(const Tensor& x, const Tensor& t, const Tensor& mask, const std::vector<std::int64_t>& lengths) const {
+        HYVIDEO_CHECK(mask.defined(), "SingleTokenRefiner: lengths without a mask");
+        HYVIDEO_CHECK(static_cast<std::int64_t>(lengths.size()) == x.size(0), "SingleTokenRefiner: ", lengths.size(),
+                      " lengths for ", x.size(0), " samples");
+        for (std::int64_t n : lengths)
+            HYVIDEO_CHECK(n >= 0 && n <= x.size(1), "SingleTokenRefiner: ", n, " valid tokens of ", x.size(1));
+        return refine(x, t, B::to_float(mask), AttentionMask::refiner(lengths));
+    }
+
+private:
+    Tensor refine(const Tensor& x, const Tensor& t, const Tensor& weights, const AttentionMask& attn_mask) const {
         HYVIDEO_CHECK(x.dim() == 3 && x.size(2) == in_channels, "SingleTokenRefiner: text states must be [B, L, ",
                       in_channels, "], got ", shape_str(x.shape()));
-        const std::int64_t N = x.size(0), L = x.size(1);
-        // Context: the masked mean of the raw states, in f32 (the reference's mask_float path).
-        Tensor weights = mask.defined() ? B::to_float(mask) : B::full({N, L}, 1.0f);
-        HYVIDEO_CHECK(weights.shape() == (Shape{N, L}), "SingleTokenRefiner: mask ", shape_str(weights.shape()),
+        HYVIDEO_CHECK(weights.shape() == (Shape{x.size(0), x.size(1)}), "SingleTokenRefiner: mask ", shape_str(weights.shape()),
                       " for text states ", shape_str(x.shape()));
+        // Context: the masked mean of the raw states, in f32 (the reference's mask_float path).
         const Tensor pooled = B::masked_mean(x, weights);  // [B, in]
         const Tensor c = B::add(t_embedder.forward(t), c_embedder.forward(pooled));
-        const AttentionMask attn_mask = mask.defined() ? AttentionMask::refiner(B::download(mask)) : AttentionMask::full();
         Tensor h = input_embedder.forward(x);
         for (const auto& blk : blocks) h = blk.forward(h, c, attn_mask);
         return h;

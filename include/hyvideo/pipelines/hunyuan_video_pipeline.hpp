@@ -106,6 +106,7 @@ public:
         in.text_states = text.text_states;
         in.text_mask = text.text_mask;
         in.text_states_2 = text.text_states_2;
+        in.text_lengths = text_lengths_of(B::download(text.text_mask));  // once per run, not per step
         const std::int64_t rows = cfg ? 2 * N : N;
         if (dit_.config.guidance_embed) {
             HYVIDEO_CHECK(opt.embedded_cfg_scale.has_value(), "this model embeds guidance: set embedded_cfg_scale");

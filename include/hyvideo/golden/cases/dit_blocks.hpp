@@ -58,7 +58,9 @@ CaseResult run_double_block(const Fixture& f) {
     BlockContext ctx;
     ctx.vec = B::upload(f.input("vec"));
     ctx.rope = {B::upload(f.input("freqs_cos")), B::upload(f.input("freqs_sin"))};
-    ctx.layout = HYVideoDiffusionTransformer<B>::token_layout(mask, img.size(1), txt.size(1));
+    HYVIDEO_CHECK(mask.dim() == 2 && mask.size(1) == txt.size(1), "double_block: text_mask ", shape_str(mask.shape()), " for ",
+                  txt.size(1), " text tokens");
+    ctx.layout = HYVideoDiffusionTransformer<B>::token_layout(text_lengths_of(mask), img.size(1));
     const auto [img_out, txt_out] = block.forward(img, txt, ctx);
     CaseResult r;
     r.outputs["img"] = B::download(img_out);
@@ -80,7 +82,9 @@ CaseResult run_single_block(const Fixture& f) {
     BlockContext ctx;
     ctx.vec = B::upload(f.input("vec"));
     ctx.rope = {B::upload(f.input("freqs_cos")), B::upload(f.input("freqs_sin"))};
-    ctx.layout = HYVideoDiffusionTransformer<B>::token_layout(mask, img_len, x.size(1) - img_len);
+    HYVIDEO_CHECK(mask.dim() == 2 && mask.size(1) == x.size(1) - img_len, "single_block: text_mask ", shape_str(mask.shape()),
+                  " for ", x.size(1) - img_len, " text tokens");
+    ctx.layout = HYVideoDiffusionTransformer<B>::token_layout(text_lengths_of(mask), img_len);
     CaseResult r;
     r.outputs["x"] = B::download(block.forward(x, ctx));
     r.row_masks["x"] = detail::joint_row_mask(img_len, mask);
