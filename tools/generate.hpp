@@ -16,6 +16,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -28,7 +29,9 @@
 #include "hyvideo/io/mapped_file.hpp"
 #include "hyvideo/io/video.hpp"
 #include "hyvideo/pipelines/default_model.hpp"
+#include "hyvideo/pipelines/hunyuan_video_pipeline.hpp"
 #include "hyvideo/pipelines/i2v_image.hpp"
+#include "hyvideo/pipelines/step_cache.hpp"
 #include "hyvideo/pipelines/text_embeds.hpp"
 #include "hyvideo/pipelines/video_size.hpp"
 #include "hyvideo/vae/autoencoder_kl_causal_3d.hpp"
@@ -45,6 +48,7 @@ struct GenerateArgs {
     bool flow_reverse = true;
     float embedded_cfg_scale = 6.0f;
     std::optional<float> cfg_scale;  // default 1, or the built-in model's sampling.json
+    std::optional<double> teacache, fbcache;  // step-cache thresholds (off by default)
     std::string seed;  // text, parsed by parse_seed: CLI11 would saturate out-of-range values
     std::string save_path = "./results";
     bool vae_tiling = true;
@@ -75,6 +79,10 @@ inline CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
         ->capture_default_str();
     g->add_option("--cfg-scale", a.cfg_scale, "true classifier-free guidance when > 1 (needs negative embeddings); "
                                               "default 1, or the built-in model's own (its sampling.json)");
+    g->add_option("--teacache", a.teacache, "skip the DiT's blocks on steps whose input changed little, by TeaCache's "
+                                            "rule with this threshold (its authors' settings for HunyuanVideo: 0.1, "
+                                            "0.15); off by default; docs/usage.md#step-caching");
+    g->add_option("--fbcache", a.fbcache, "the same by First-Block-Cache's rule with this threshold (e.g. 0.1)");
     g->add_option("--seed", a.seed, "noise seed, 0..18446744073709551615 (default: random, printed)");
     g->add_option("--save-path", a.save_path, "directory for the video when -o is not given")->capture_default_str();
     g->add_flag("--vae-tiling,!--no-vae-tiling", a.vae_tiling, "tiled VAE decoding (on by default)");
@@ -146,6 +154,11 @@ inline void check_numbers(const GenerateArgs& a) {
     HYVIDEO_CHECK(std::isfinite(a.embedded_cfg_scale), "--embedded-cfg-scale ", a.embedded_cfg_scale,
                   ": must be a finite number");
     if (a.cfg_scale) HYVIDEO_CHECK(std::isfinite(*a.cfg_scale), "--cfg-scale ", *a.cfg_scale, ": must be a finite number");
+    HYVIDEO_CHECK(!(a.teacache && a.fbcache), "--teacache and --fbcache: choose one step cache");
+    for (const auto& [flag, value] : {std::pair{"--teacache", a.teacache}, std::pair{"--fbcache", a.fbcache}})
+        if (value)
+            HYVIDEO_CHECK(std::isfinite(*value) && *value > 0 && *value <= 10, flag, " ", fmt::format("{:g}", *value),
+                          ": must be a threshold in (0, 10] (TeaCache's published settings are 0.1 and 0.15)");
     HYVIDEO_CHECK(std::isfinite(a.fps) && a.fps > 0 && a.fps <= kMaxFps, "--fps ", fmt::format("{:g}", a.fps),
                   ": must be in (0, ", kMaxFps, "]");
 }
@@ -428,14 +441,21 @@ inline int run_generate(const GenerateArgs& a) {
 
     Progress progress(a.infer_steps);
     const HunyuanVideoPipeline<decltype(dit)> pipe(dit);
-    latents = pipe.denoise(latents, text.prompt, opt,
-                           {.negative = text.negative,
-                            .image = image,
-                            .on_step = [&](std::int64_t i, float t, const Tensor&) {
-                                progress.step(i, t);
-                                check_mapped_inputs();  // a truncated weight file ends the run at once
-                                return true;
-                            }});
+    const DenoiseConditions conditions{.negative = text.negative,
+                                       .image = image,
+                                       .on_step = [&](std::int64_t i, float t, const Tensor&) {
+                                           progress.step(i, t);
+                                           check_mapped_inputs();  // a truncated weight file ends the run at once
+                                           return true;
+                                       }};
+    const auto run_with = [&](auto cache, const char* name) {
+        latents = pipe.denoise(latents, text.prompt, opt, conditions, cache);
+        if constexpr (requires { cache.computed; })
+            fmt::print("{}: computed the blocks on {} of {} steps\n", name, cache.computed, cache.computed + cache.skipped);
+    };
+    if (a.teacache) run_with(TeaCache(*a.teacache), "teacache");
+    else if (a.fbcache) run_with(FirstBlockCache(*a.fbcache), "fbcache");
+    else run_with(NoStepCache{}, nullptr);
 
     // ---- decoding and output -------------------------------------------------------------------
     const auto t0 = std::chrono::steady_clock::now();

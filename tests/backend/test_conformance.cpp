@@ -16,7 +16,8 @@
 //   exact               data movement, dtype conversions (round to nearest even), add, sub, mul, scale
 //                       and affine (IEEE roundings, two for affine), clamp, embedding, upsample, assign;
 //   rtol 4e-7 of m      blend (an FMA's single rounding is allowed);
-//   1e-7 + 1e-6·m       modulate, gated_add, apply_rope (2e-6 for masked_mean); exp and sample_std 1e-6·|ref|;
+//   1e-7 + 1e-6·m       modulate, gated_add, apply_rope (2e-6 for masked_mean); exp and sample_std 1e-6·|ref|,
+//                       mean_abs 1e-12·|ref| (a sum in double);
 //   1e-6 + 1e-5·m       activations (m = |ref|), layer_norm, rms_norm, the group norms, and the f32 products
 //                       linear and conv3d (room for any f32 accumulation order);
 //   1e-6 + 1e-4·m       bf16 weights: both operands rounded to bf16 as the contract says (the reference
@@ -885,7 +886,7 @@ TEST_CASE_TEMPLATE("conformance: modulate and gated_add broadcast [B, C] vectors
 
 // ==== reductions =======================================================================================
 
-TEST_CASE_TEMPLATE("conformance: masked_mean over tokens and sample_std per sample", B, HYVIDEO_CONFORMANCE_BACKENDS) {
+TEST_CASE_TEMPLATE("conformance: masked_mean over tokens, sample_std per sample, mean_abs", B, HYVIDEO_CONFORMANCE_BACKENDS) {
     const I64 N = 4, L = 6, C = 10;
     const Input x = input<B>({N, L, C}, 90, -2.0f, 2.0f);
     // A prefix mask, all valid, one valid token, and fractional weights.
@@ -924,6 +925,19 @@ TEST_CASE_TEMPLATE("conformance: masked_mean over tokens and sample_std per samp
             CHECK(std::abs(got[n] - expected) <= 1e-6 * expected);
         }
     }
+
+    // Mean of |x| over every element, of a contiguous tensor and of a transposed view of one.
+    for (const bool transposed : {false, true}) {
+        CAPTURE(transposed);
+        const std::vector<float> v = uniform(5 * 7, 92, -3.0f, 1.0f);
+        double expected = 0.0;
+        for (float e : v) expected += std::abs(double(e));
+        expected /= double(v.size());
+        const Tensor t = B::upload(Tensor::from_vector({5, 7}, v));
+        const double got = B::mean_abs(transposed ? t.transpose(0, 1) : t);
+        CHECK(std::abs(got - expected) <= 1e-12 * expected);
+    }
+    CHECK(B::mean_abs(B::full({3}, -2.5f)) == 2.5);
 }
 
 // ==== attention ========================================================================================

@@ -74,6 +74,9 @@ concept Backend = requires(const Tensor& t, const Shape& s, float f, std::int64_
     { B::masked_mean(t, t) } -> std::same_as<Tensor>;
     // x f32 [N, ...] with more than one element per sample -> N values, each over all of x[n]
     { B::sample_std(t) } -> std::same_as<std::vector<double>>;  // unbiased, per sample, on the host
+    // x f32, any strides, at least one element -> mean of |x| over every element, summed in double, on
+    // the host (a step cache's change signal)
+    { B::mean_abs(t) } -> std::same_as<double>;
     // q [B, S, H, D], k and v [B, S, H_kv, D] with H a multiple of H_kv (grouped-query: query head h
     // reads key/value head h / (H / H_kv)) -> [B, S, H, D]; f32 views of any strides (read in place
     // when unit-stride along D), softmax(q·kᵀ·scale) over the keys the mask allows, result contiguous

@@ -156,45 +156,88 @@ struct HYVideoDiffusionTransformer {
     Tensor forward(const DiTInputs& in) const { return forward(in, rope_tables(in.x.shape())); }
 
     Tensor forward(const DiTInputs& in, const RopeTables& rope) const {
+        ForwardState s = embed(in, rope);
+        run_double_blocks(s, 0, double_blocks.size());
+        run_single_blocks(s);
+        return output(s);
+    }
+
+    // ---- the forward in stages, for policies that skip blocks (pipelines/step_cache.hpp) ----------------
+    // forward() is embed, the double blocks, the single blocks, output; a step cache runs the stages
+    // itself and may replace the blocks' effect on the image tokens by a cached residual.
+    struct ForwardState {
+        BlockContext ctx;
+        Tensor img, txt;  // [B, Li, hidden], [B, Lt, hidden]: after the embedders, then after each block run
+        std::array<std::int64_t, 3> grid{};
+    };
+
+    // The embedders: the conditioning vector, the image and text tokens, the token layout.
+    ForwardState embed(const DiTInputs& in, const RopeTables& rope) const {
         check_inputs(in);
         const std::int64_t N = in.x.size(0);
-        const auto grid = token_grid(in.x.shape());
-
-        BlockContext ctx;
+        ForwardState s;
+        s.grid = token_grid(in.x.shape());
+        BlockContext& ctx = s.ctx;
         const Tensor clip = vector_in.forward(in.text_states_2);
         ctx.vec = B::add(time_in.forward(in.t), clip);
         if (config.i2v_condition_type == I2VConditionType::token_replace) {
             // The first latent frame is the clean image: its tokens are modulated as at t = 0, and
             // without the guidance term (HunyuanVideo-I2V).
             ctx.vec_tr = B::add(time_in.forward(B::zeros({N})), clip);
-            ctx.tr_tokens = grid[1] * grid[2];
+            ctx.tr_tokens = s.grid[1] * s.grid[2];
         }
         if (config.guidance_embed) ctx.vec = B::add(ctx.vec, guidance_in.forward(in.guidance));
 
         const std::vector<std::int64_t> text_lengths =
             in.text_lengths.empty() ? text_lengths_of(B::download(in.text_mask)) : in.text_lengths;
-        Tensor img = img_in.forward(in.x);
-        Tensor txt = config.use_attention_mask ? txt_in.forward(in.text_states, in.t, in.text_mask, text_lengths)
-                                               : txt_in.forward(in.text_states, in.t, Tensor{});
-        const std::int64_t Li = img.size(1), Lt = txt.size(1);
+        s.img = img_in.forward(in.x);
+        s.txt = config.use_attention_mask ? txt_in.forward(in.text_states, in.t, in.text_mask, text_lengths)
+                                          : txt_in.forward(in.text_states, in.t, Tensor{});
+        const std::int64_t Li = s.img.size(1);
         HYVIDEO_CHECK(rope.cos.defined() && rope.cos.size(0) == Li, "RoPE tables for ",
                       rope.cos.defined() ? rope.cos.size(0) : 0, " tokens, the latent has ", Li);
         ctx.rope = rope;
         ctx.layout = token_layout(text_lengths, Li);
+        return s;
+    }
 
-        for (std::size_t i = 0; i < double_blocks.size(); ++i) {
+    // Double blocks [begin, end) on (img, txt).
+    void run_double_blocks(ForwardState& s, std::size_t begin, std::size_t end) const {
+        for (std::size_t i = begin; i < end && i < double_blocks.size(); ++i) {
             if (streamed) {
                 const DoubleBlock blk = stream_in(double_blocks[i], "double_blocks.", i);
-                std::tie(img, txt) = blk.forward(img, txt, ctx);
+                std::tie(s.img, s.txt) = blk.forward(s.img, s.txt, s.ctx);
             } else {
-                std::tie(img, txt) = double_blocks[i].forward(img, txt, ctx);
+                std::tie(s.img, s.txt) = double_blocks[i].forward(s.img, s.txt, s.ctx);
             }
         }
-        Tensor x = B::cat({img, txt}, 1);
+    }
+
+    // Every single block on [img; txt], split back into img and txt.
+    void run_single_blocks(ForwardState& s) const {
+        const std::int64_t Li = s.img.size(1), L = Li + s.txt.size(1);
+        Tensor x = B::cat({s.img, s.txt}, 1);
         for (std::size_t i = 0; i < single_blocks.size(); ++i)
-            x = streamed ? stream_in(single_blocks[i], "single_blocks.", i).forward(x, ctx) : single_blocks[i].forward(x, ctx);
-        const Tensor y = final_layer.forward(x.slice(1, 0, Li), ctx.vec);
-        return unpatchify<B>(y, config.out_channels, grid, config.patch_size);
+            x = streamed ? stream_in(single_blocks[i], "single_blocks.", i).forward(x, s.ctx) : single_blocks[i].forward(x, s.ctx);
+        s.img = x.slice(1, 0, Li);
+        s.txt = x.slice(1, Li, L);
+    }
+
+    // The final layer on the image tokens, unpatchified: the velocity [B, out_channels, T, H, W].
+    Tensor output(const ForwardState& s) const {
+        const Tensor y = final_layer.forward(s.img, s.ctx.vec);
+        return unpatchify<B>(y, config.out_channels, s.grid, config.patch_size);
+    }
+
+    // The first double block's modulated image input, LayerNorm(img)·(1 + scale1) + shift1 (the signal
+    // TeaCache compares between steps), for the state after embed().
+    Tensor first_block_modulated_input(const ForwardState& s) const {
+        HYVIDEO_CHECK(!double_blocks.empty(), "first_block_modulated_input: the model has no double block");
+        const auto modulated = [&](const DoubleBlock& blk) {
+            const auto im = blk.img_mod.forward(s.ctx.vec);
+            return B::modulate(blk.img_norm1.forward(s.img), im[0], im[1]);
+        };
+        return streamed ? modulated(stream_in(double_blocks[0], "double_blocks.", 0)) : modulated(double_blocks[0]);
     }
 
     // Valid tokens per sample: all image tokens plus the valid text (official get_cu_seqlens).

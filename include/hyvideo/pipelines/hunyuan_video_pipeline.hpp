@@ -21,6 +21,7 @@
 
 #include "hyvideo/models/hunyuan_video.hpp"
 #include "hyvideo/pipelines/guidance.hpp"
+#include "hyvideo/pipelines/step_cache.hpp"
 #include "hyvideo/schedulers/flow_match_discrete.hpp"
 #include "hyvideo/schedulers/flow_solver.hpp"
 #include "hyvideo/vae/distribution.hpp"
@@ -50,6 +51,9 @@ struct SamplingOptions {
     // The official bf16 run rounds the guidance scale to bf16 before the ×1000 (6.0 -> 6016); the
     // fp32 reference fixtures use the exact product (6000).
     bool guidance_bf16_rounding = false;
+    // Skip the DiT's blocks on steps whose input changed little (TeaCache, First-Block-Cache; off by
+    // default): pipelines/step_cache.hpp.
+    StepCacheOptions step_cache;
 };
 
 // Called after every step with (step index, timestep, latents); return false to stop the run early
@@ -86,9 +90,31 @@ public:
     HunyuanVideoPipeline(const DiT& dit, Scheduler scheduler) : dit_(dit), scheduler_(std::move(scheduler)) {}
 
     // Runs the denoising loop from `latents` (the initial noise, or the stability mix for I2V) and
-    // returns the final latents. `c.negative` is required when options.cfg_scale > 1.
+    // returns the final latents. `c.negative` is required when options.cfg_scale > 1. The step cache
+    // is the one opt.step_cache names.
     Tensor denoise(Tensor latents, const PromptEmbeds& prompt, const SamplingOptions& opt,
                    const DenoiseConditions& c = {}) const {
+        opt.step_cache.validate();
+        switch (opt.step_cache.kind) {
+            case StepCacheOptions::Kind::teacache: {
+                TeaCache cache(opt.step_cache.threshold);
+                return denoise(std::move(latents), prompt, opt, c, cache);
+            }
+            case StepCacheOptions::Kind::first_block: {
+                FirstBlockCache cache(opt.step_cache.threshold);
+                return denoise(std::move(latents), prompt, opt, c, cache);
+            }
+            case StepCacheOptions::Kind::none: break;
+        }
+        NoStepCache cache;
+        return denoise(std::move(latents), prompt, opt, c, cache);
+    }
+
+    // The same with a step cache policy of the caller's (opt.step_cache is not used), which keeps what
+    // it counted when the run returns.
+    template <StepCachePolicy<DiT> Cache>
+    Tensor denoise(Tensor latents, const PromptEmbeds& prompt, const SamplingOptions& opt, const DenoiseConditions& c,
+                   Cache& cache) const {
         const PromptEmbeds* negative = c.negative ? &*c.negative : nullptr;
         const ImageCondition* image = c.image ? &*c.image : nullptr;
         const StepCallback& callback = c.on_step;
@@ -121,7 +147,7 @@ public:
             if (image && image->type == I2VConditionType::latent_concat) x = latent_concat_input(latents, image->img_latents);
             in.x = cfg ? B::cat({x, x}, 0) : x;
             in.t = B::full({rows}, t);
-            Tensor v = dit_.forward(in, rope);
+            Tensor v = cache.forward(dit_, in, rope, i, scheduler.num_inference_steps());
             if (cfg) v = classifier_free_guidance<B>(v.slice(0, 0, N), v.slice(0, N, 2 * N), opt.cfg_scale, opt.guidance_rescale);
             if (token_replace) {
                 const std::int64_t T = latents.size(2);

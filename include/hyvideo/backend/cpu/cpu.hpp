@@ -93,6 +93,7 @@ struct cpu {
     static Tensor embedding(const Tensor& table, const Tensor& ids) { return cpu_detail::embedding(table, ids); }
     static Tensor masked_mean(const Tensor& x, const Tensor& w) { return cpu_detail::masked_mean(x, w); }
     static std::vector<double> sample_std(const Tensor& x) { return cpu_detail::sample_std(x); }
+    static double mean_abs(const Tensor& x) { return cpu_detail::mean_abs(x); }
     static Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask, float scale) {
         return cpu_detail::attention(q, k, v, mask, scale);
     }

@@ -52,4 +52,16 @@ inline std::vector<double> sample_std(const Tensor& x) {
     return out;
 }
 
+// Mean of |x| over every element, summed in double in element order (so the result does not depend
+// on the thread count).
+inline double mean_abs(const Tensor& x) {
+    require_f32(x, "mean_abs");
+    HYVIDEO_CHECK(x.numel() > 0, "mean_abs: an empty tensor ", shape_str(x.shape()));
+    const Tensor xs = x.contiguous();
+    const float* p = xs.data<const float>();
+    double sum = 0;
+    for (std::int64_t i = 0; i < xs.numel(); ++i) sum += std::fabs(static_cast<double>(p[i]));
+    return sum / static_cast<double>(xs.numel());
+}
+
 }  // namespace hyvideo::cpu_detail
