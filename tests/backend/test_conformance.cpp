@@ -454,6 +454,17 @@ TEST_CASE_TEMPLATE("conformance: empty, zeros and full", B, HYVIDEO_CONFORMANCE_
     }
     CHECK(B::empty({0, 5}, DType::f32).numel() == 0);
     expect_exact<B>(B::zeros({3, 5, 2}), {3, 5, 2}, std::vector<float>(30, 0.0f));
+    for (const DType dt : {DType::bf16, DType::f16, DType::i64}) {
+        CAPTURE(dtype_name(dt));
+        const Tensor z = B::zeros({2, 3}, dt);
+        CHECK(z.device() == B::device);
+        const Tensor host = B::download(z);
+        REQUIRE(host.dtype() == dt);
+        REQUIRE(host.shape() == Shape{2, 3});
+        REQUIRE(host.is_contiguous());
+        const auto* bytes = static_cast<const unsigned char*>(host.raw_data());
+        CHECK(std::all_of(bytes, bytes + host.nbytes(), [](unsigned char b) { return b == 0; }));
+    }
     expect_exact<B>(B::full({4, 3}, -2.5f), {4, 3}, std::vector<float>(12, -2.5f));
     expect_exact<B>(B::full({2, 1, 7}, 1e-3f), {2, 1, 7}, std::vector<float>(14, 1e-3f));
 }

@@ -87,6 +87,22 @@ TEST_CASE("tensor: wrap shares the owner's memory and copies of the handle keep 
     CHECK(same(as_xtensor<float>(view), xt::xarray<float>{{2, 3}, {5, 60}}));
 }
 
+TEST_CASE("tensor: a wrapped tensor carries its device and index through every view") {
+    auto block = std::make_shared<std::vector<float>>(24, 0.0f);  // stands in for a device allocation
+    const Tensor t = Tensor::wrap(block, block->data(), {2, 3, 4}, DType::f32, Device::cuda, 2);
+    for (const Tensor& v : {t, t.slice(2, 1, 3), t.select(0, 1), t.permute({2, 0, 1}), t.reshape({6, 4}), t.unsqueeze(0)}) {
+        CHECK(v.device() == Device::cuda);
+        CHECK(v.device_index() == 2);
+    }
+    CHECK(Tensor::zeros({2}).device_index() == 0);
+    // Host-side copies refuse device memory rather than read it as host memory.
+    CHECK_THROWS_AS(t.slice(2, 1, 3).contiguous(), Error);
+    CHECK_THROWS_AS(t.clone(), Error);
+    CHECK_THROWS_WITH_AS(Tensor::wrap(block, block->data(), {24}, DType::f32, Device::cpu, 1),
+                         doctest::Contains("device index 1 for cpu"), Error);
+    CHECK_THROWS_AS(Tensor::wrap(block, block->data(), {24}, DType::f32, Device::cuda, -1), Error);
+}
+
 TEST_CASE("tensor: slice and select are views with the original strides, as xt::view") {
     Tensor t = iota({2, 3, 4});
     const auto x = as_xtensor<float>(t);

@@ -26,6 +26,7 @@ concept Backend = requires(const Tensor& t, const Shape& s, float f, std::int64_
     // memory
     { B::empty(s, DType::f32) } -> std::same_as<Tensor>;  // uninitialised, contiguous, any dtype
     { B::zeros(s) } -> std::same_as<Tensor>;       // f32 zeros, contiguous
+    { B::zeros(s, DType::bf16) } -> std::same_as<Tensor>;  // zeros of any dtype, contiguous
     { B::full(s, f) } -> std::same_as<Tensor>;     // an f32 tensor of one value, made on the device
     { B::upload(t) } -> std::same_as<Tensor>;      // host tensor -> device (f32 stays as is), any dtype, bits kept
     { B::download(t) } -> std::same_as<Tensor>;    // device tensor -> host, dtype and bits kept (a view may stay one)

@@ -58,6 +58,18 @@ inline bool is_diffusers_json(const nlohmann::json& j) {
             (j["_class_name"] == "HunyuanVideoTransformer3DModel" || j["_class_name"] == "AutoencoderKLHunyuanVideo"));
 }
 
+// Runs `check` on a configuration inferred from weights (and `json`, when given), naming both sources
+// in any error it throws.
+template <class F>
+void check_inferred(F&& check, const nlohmann::json* json, const std::string& json_name) {
+    try {
+        check();
+    } catch (const Error& e) {
+        throw Error(concat("the configuration from the weights", json ? " and " + json_name : std::string(), " is not valid: ",
+                           e.what()));
+    }
+}
+
 // "the given config's <field> <given> disagrees with the weights' <stored> (<tensor>)", for the first
 // field that differs.
 struct ConfigComparison {

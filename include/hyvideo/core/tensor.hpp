@@ -4,7 +4,13 @@
 // A Tensor is a cheap handle: copying it shares the memory (like torch.Tensor). The memory is kept
 // alive by a type-erased owner, so the same type covers memory the toolkit allocated, memory-mapped
 // weight files (zero-copy views into the mapping) and device memory of the CUDA backend. Strides are
-// in elements; rearrangements (permute, slice, select, reshape of contiguous data) are views.
+// in elements; rearrangements (permute, slice, select, reshape, unsqueeze) are views, on any device.
+//
+// Memory is the backend's: components allocate through B::empty / zeros / full / upload, which wrap()
+// what the backend allocated with its device and index. Tensor's own factories (empty, zeros, full,
+// from_vector) make host tensors, and the copies (contiguous, clone, to, copy_to) are host operations
+// that refuse a device tensor rather than copy it behind the caller's back; on a device, B::contiguous
+// and B::cast do that work.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -27,6 +33,8 @@
 
 namespace hyvideo {
 
+// The kind of memory a tensor lives in; Tensor::device_index() says which one of that kind (a GPU's
+// ordinal; 0 for the host).
 enum class Device : std::uint8_t { cpu, cuda };
 
 inline std::string_view device_name(Device d) { return d == Device::cpu ? "cpu" : "cuda"; }
@@ -83,9 +91,12 @@ public:
         return t;
     }
 
-    // A contiguous view of memory owned by `owner` (a file mapping, a device allocation, ...).
+    // A contiguous view of memory owned by `owner` (a file mapping, a device allocation, ...) on device
+    // `device` number `index`.
     static Tensor wrap(std::shared_ptr<const void> owner, const void* data, Shape shape, DType dtype,
-                       Device device = Device::cpu) {
+                       Device device = Device::cpu, int index = 0) {
+        HYVIDEO_CHECK(index >= 0 && (device != Device::cpu || index == 0), "wrap: device index ", index, " for ",
+                      device_name(device));
         Tensor t;
         t.owner_ = std::move(owner);
         t.data_ = static_cast<std::byte*>(const_cast<void*>(data));
@@ -93,12 +104,14 @@ public:
         t.shape_ = std::move(shape);
         t.dtype_ = dtype;
         t.device_ = device;
+        t.device_index_ = index;
         return t;
     }
 
     bool defined() const { return owner_ != nullptr; }
     DType dtype() const { return dtype_; }
     Device device() const { return device_; }
+    int device_index() const { return device_index_; }
     const Shape& shape() const { return shape_; }
     const Shape& strides() const { return strides_; }
     std::int64_t dim() const { return static_cast<std::int64_t>(shape_.size()); }
@@ -354,6 +367,7 @@ private:
     Shape strides_;
     DType dtype_ = DType::f32;
     Device device_ = Device::cpu;
+    int device_index_ = 0;
 };
 
 inline std::ostream& operator<<(std::ostream& os, const Tensor& t) {

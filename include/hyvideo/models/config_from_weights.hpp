@@ -181,12 +181,7 @@ inline ConfigGuess<HYVideoConfig> infer_dit_config(const ShapeLookup& shape, con
             g.notes.push_back("i2v_condition_type: none assumed; HunyuanVideo-I2V token_replace has identical tensors");
         }
     }
-    try {
-        c.validate();
-    } catch (const Error& e) {
-        throw Error(detail::concat("the configuration from the weights", json ? " and " + json_name : std::string(),
-                                   " is not valid: ", e.what()));
-    }
+    detail::check_inferred([&] { c.validate(); }, json, json_name);
     return g;
 }
 

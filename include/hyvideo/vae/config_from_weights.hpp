@@ -134,13 +134,12 @@ inline ConfigGuess<AutoencoderKLCausal3DConfig> infer_vae_config(const ShapeLook
                                                     "were assumed: give a config.json"));
         g.complete = released;
     }
-    try {
-        c.validate();
-        check_vae_sampling(c, sizes.sampled);
-    } catch (const Error& e) {
-        throw Error(detail::concat("the configuration from the weights", json ? " and " + json_name : std::string(),
-                                   " is not valid: ", e.what()));
-    }
+    detail::check_inferred(
+        [&] {
+            c.validate();
+            check_vae_sampling(c, sizes.sampled);
+        },
+        json, json_name);
     return g;
 }
 

@@ -26,7 +26,7 @@ struct cpu {
     static constexpr Device device = Device::cpu;
 
     static Tensor empty(const Shape& s, DType t = DType::f32) { return Tensor::empty(s, t); }
-    static Tensor zeros(const Shape& s) { return Tensor::zeros(s); }
+    static Tensor zeros(const Shape& s, DType dtype = DType::f32) { return Tensor::zeros(s, dtype); }
     static Tensor full(const Shape& s, float value) { return Tensor::full(s, value); }
     static Tensor upload(const Tensor& host) {
         HYVIDEO_CHECK(host.device() == Device::cpu, "cpu::upload: expected a host tensor");
