@@ -456,6 +456,9 @@ inline int run_generate(const GenerateArgs& a) {
     if (a.teacache) run_with(TeaCache(*a.teacache), "teacache");
     else if (a.fbcache) run_with(FirstBlockCache(*a.fbcache), "fbcache");
     else run_with(NoStepCache{}, nullptr);
+    if (dit.streamed)
+        fmt::print("sampled in {:.1f} s, of which {:.1f} s reading and converting the streamed blocks' weights\n",
+                   progress.elapsed(), dit.streamed->seconds_reading);
 
     // ---- decoding and output -------------------------------------------------------------------
     const auto t0 = std::chrono::steady_clock::now();

@@ -36,6 +36,9 @@ public:
         std::fflush(out_);
     }
 
+    // Seconds since the progress began.
+    double elapsed() const { return seconds(Clock::now() - start_); }
+
     // Ends a bar that stopped early (a callback cancelled the run).
     void finish() {
         if (tty_) std::fputc('\n', out_);

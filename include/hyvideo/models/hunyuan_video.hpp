@@ -8,6 +8,7 @@
 //   img = img_in(x);  txt = txt_in(text_states, t, text_mask)
 //   double blocks on (img, txt) -> single blocks on [img; txt] -> final_layer(img) -> unpatchify
 #include <array>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -85,6 +86,10 @@ struct HYVideoDiffusionTransformer {
         std::shared_ptr<const WeightSource> source;
         std::string prefix;
         DType matmul = DType::f32;  // what set_matmul_dtype sets for the held weights
+        // Wall time spent reading, dequantising and converting the blocks' weights, summed over every
+        // forward since load_streamed (a statistic: forwards that run at the same time add to it
+        // unsynchronised).
+        mutable double seconds_reading = 0;
     };
     std::optional<StreamedWeights> streamed;
 
@@ -251,8 +256,10 @@ private:
     // A copy of block `i` (which holds no weights while streamed) with its weights read from the stream.
     template <class Block>
     Block stream_in(const Block& structure, const char* kind, std::size_t i) const {
+        const auto t0 = std::chrono::steady_clock::now();
         Block blk = structure;
         load_weights(blk, *streamed->source, streamed->prefix + kind + std::to_string(i) + ".", streamed->matmul);
+        streamed->seconds_reading += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         return blk;
     }
 
