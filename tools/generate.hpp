@@ -158,7 +158,7 @@ inline void check_numbers(const GenerateArgs& a) {
     for (const auto& [flag, value] : {std::pair{"--teacache", a.teacache}, std::pair{"--fbcache", a.fbcache}})
         if (value)
             HYVIDEO_CHECK(std::isfinite(*value) && *value > 0 && *value <= 10, flag, " ", fmt::format("{:g}", *value),
-                          ": must be a threshold in (0, 10] (TeaCache's published settings are 0.1 and 0.15)");
+                          ": must be a threshold in (0, 10]");
     HYVIDEO_CHECK(std::isfinite(a.fps) && a.fps > 0 && a.fps <= kMaxFps, "--fps ", fmt::format("{:g}", a.fps),
                   ": must be in (0, ", kMaxFps, "]");
 }

@@ -450,6 +450,11 @@ TEST_CASE("checkpoints: streamed blocks give the loaded model's outputs bit for 
             REQUIRE(streamed.streamed);
             const Tensor a = loaded.forward(in), b = streamed.forward(in);
             CHECK(same_bytes(a, b));
+            CHECK(streamed.streamed->seconds_reading > 0);
+            // The staged forward's TeaCache signal reads the first block's img_mod from the stream alike.
+            const RopeTables rope = loaded.rope_tables(in.x.shape());
+            CHECK(same_bytes(loaded.first_block_modulated_input(loaded.embed(in, rope)),
+                             streamed.first_block_modulated_input(streamed.embed(in, rope))));
             // The blocks stay empty: the forward read each one from the file and let it go.
             std::size_t held = 0, outside = 0, outside_ready = 0;
             streamed.parameters("", [&](const std::string& name, const Shape&, Tensor& t) {

@@ -210,7 +210,7 @@ struct HYVideoDiffusionTransformer {
     void run_double_blocks(ForwardState& s, std::size_t begin, std::size_t end) const {
         for (std::size_t i = begin; i < end && i < double_blocks.size(); ++i) {
             if (streamed) {
-                const DoubleBlock blk = stream_in(double_blocks[i], "double_blocks.", i);
+                const DoubleBlock blk = stream_in(double_blocks[i], "double_blocks." + std::to_string(i) + ".");
                 std::tie(s.img, s.txt) = blk.forward(s.img, s.txt, s.ctx);
             } else {
                 std::tie(s.img, s.txt) = double_blocks[i].forward(s.img, s.txt, s.ctx);
@@ -223,7 +223,8 @@ struct HYVideoDiffusionTransformer {
         const std::int64_t Li = s.img.size(1), L = Li + s.txt.size(1);
         Tensor x = B::cat({s.img, s.txt}, 1);
         for (std::size_t i = 0; i < single_blocks.size(); ++i)
-            x = streamed ? stream_in(single_blocks[i], "single_blocks.", i).forward(x, s.ctx) : single_blocks[i].forward(x, s.ctx);
+            x = streamed ? stream_in(single_blocks[i], "single_blocks." + std::to_string(i) + ".").forward(x, s.ctx)
+                         : single_blocks[i].forward(x, s.ctx);
         s.img = x.slice(1, 0, Li);
         s.txt = x.slice(1, Li, L);
     }
@@ -235,14 +236,13 @@ struct HYVideoDiffusionTransformer {
     }
 
     // The first double block's modulated image input, LayerNorm(img)·(1 + scale1) + shift1 (the signal
-    // TeaCache compares between steps), for the state after embed().
+    // TeaCache compares between steps), for the state after embed(). Streamed, only the block's img_mod
+    // is read for it.
     Tensor first_block_modulated_input(const ForwardState& s) const {
         HYVIDEO_CHECK(!double_blocks.empty(), "first_block_modulated_input: the model has no double block");
-        const auto modulated = [&](const DoubleBlock& blk) {
-            const auto im = blk.img_mod.forward(s.ctx.vec);
-            return B::modulate(blk.img_norm1.forward(s.img), im[0], im[1]);
-        };
-        return streamed ? modulated(stream_in(double_blocks[0], "double_blocks.", 0)) : modulated(double_blocks[0]);
+        const DoubleBlock& first = double_blocks.front();
+        const auto im = (streamed ? stream_in(first.img_mod, "double_blocks.0.img_mod.") : first.img_mod).forward(s.ctx.vec);
+        return B::modulate(first.img_norm1.forward(s.img), im[0], im[1]);
     }
 
     // Valid tokens per sample: all image tokens plus the valid text (official get_cu_seqlens).
@@ -253,12 +253,13 @@ struct HYVideoDiffusionTransformer {
     }
 
 private:
-    // A copy of block `i` (which holds no weights while streamed) with its weights read from the stream.
-    template <class Block>
-    Block stream_in(const Block& structure, const char* kind, std::size_t i) const {
+    // A copy of a block (or part of one), which holds no weights while streamed, with its weights read
+    // from the stream under `name` ("double_blocks.3.").
+    template <class Module>
+    Module stream_in(const Module& structure, const std::string& name) const {
         const auto t0 = std::chrono::steady_clock::now();
-        Block blk = structure;
-        load_weights(blk, *streamed->source, streamed->prefix + kind + std::to_string(i) + ".", streamed->matmul);
+        Module blk = structure;
+        load_weights(blk, *streamed->source, streamed->prefix + name, streamed->matmul);
         streamed->seconds_reading += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         return blk;
     }

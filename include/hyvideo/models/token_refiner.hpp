@@ -92,11 +92,7 @@ struct SingleTokenRefiner {
     // x [B, L, in] raw text-encoder states, t [B] timesteps, mask [B, L] (1 = valid; undefined = all
     // valid) -> [B, L, hidden].
     Tensor forward(const Tensor& x, const Tensor& t, const Tensor& mask) const {
-        HYVIDEO_CHECK(x.dim() == 3, "SingleTokenRefiner: text states must be [B, L, ", in_channels, "], got ",
-                      shape_str(x.shape()));
-        const Tensor weights = mask.defined() ? B::to_float(mask) : B::full({x.size(0), x.size(1)}, 1.0f);
-        const AttentionMask attn_mask = mask.defined() ? AttentionMask::refiner(B::download(mask)) : AttentionMask::full();
-        return refine(x, t, weights, attn_mask);
+        return refine(x, t, mask, mask.defined() ? AttentionMask::refiner(B::download(mask)) : AttentionMask::full());
     }
 
     // The same for a prefix mask whose valid tokens per sample, `lengths`, the caller knows on the
@@ -107,13 +103,15 @@ struct SingleTokenRefiner {
                       " lengths for ", x.size(0), " samples");
         for (std::int64_t n : lengths)
             HYVIDEO_CHECK(n >= 0 && n <= x.size(1), "SingleTokenRefiner: ", n, " valid tokens of ", x.size(1));
-        return refine(x, t, B::to_float(mask), AttentionMask::refiner(lengths));
+        return refine(x, t, mask, AttentionMask::refiner(lengths));
     }
 
 private:
-    Tensor refine(const Tensor& x, const Tensor& t, const Tensor& weights, const AttentionMask& attn_mask) const {
+    // `mask` undefined: every token valid.
+    Tensor refine(const Tensor& x, const Tensor& t, const Tensor& mask, const AttentionMask& attn_mask) const {
         HYVIDEO_CHECK(x.dim() == 3 && x.size(2) == in_channels, "SingleTokenRefiner: text states must be [B, L, ",
                       in_channels, "], got ", shape_str(x.shape()));
+        const Tensor weights = mask.defined() ? B::to_float(mask) : B::full({x.size(0), x.size(1)}, 1.0f);
         HYVIDEO_CHECK(weights.shape() == (Shape{x.size(0), x.size(1)}), "SingleTokenRefiner: mask ", shape_str(weights.shape()),
                       " for text states ", shape_str(x.shape()));
         // Context: the masked mean of the raw states, in f32 (the reference's mask_float path).

@@ -21,6 +21,7 @@
 // FirstBlockCache from SamplingOptions::step_cache. A policy keeps state across the steps of one run.
 #include <array>
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 
@@ -63,6 +64,17 @@ double relative_l1(const Tensor& a, const Tensor& b) {
     if (!(base > 0.0)) return std::numeric_limits<double>::infinity();
     return B::mean_abs(B::sub(a, b)) / base;
 }
+
+// Runs the double blocks from `first` on and every single block on `s`; returns their residual on
+// the image tokens (after minus before), what a skipped step adds back.
+template <class DiT, class State>
+Tensor run_blocks_from(const DiT& dit, State& s, std::size_t first) {
+    using B = typename DiT::backend;
+    const Tensor before = s.img;
+    dit.run_double_blocks(s, first, dit.double_blocks.size());
+    dit.run_single_blocks(s);
+    return B::sub(s.img, before);
+}
 }  // namespace step_cache_detail
 
 struct TeaCache {
@@ -101,10 +113,7 @@ struct TeaCache {
         }
         previous_signal_ = signal;
         if (compute) {
-            const Tensor before = s.img;
-            dit.run_double_blocks(s, 0, dit.double_blocks.size());
-            dit.run_single_blocks(s);
-            previous_residual_ = B::sub(s.img, before);
+            previous_residual_ = step_cache_detail::run_blocks_from(dit, s, 0);
             ++computed;
         } else {
             s.img = B::add(s.img, previous_residual_);
@@ -147,11 +156,8 @@ struct FirstBlockCache {
             s.img = B::add(s.img, rest_residual_);
             ++skipped;
         } else {
-            const Tensor after_first = s.img;
-            dit.run_double_blocks(s, 1, dit.double_blocks.size());
-            dit.run_single_blocks(s);
+            rest_residual_ = step_cache_detail::run_blocks_from(dit, s, 1);
             first_residual_ = first_residual;
-            rest_residual_ = B::sub(s.img, after_first);
             ++computed;
         }
         return dit.output(s);
