@@ -36,6 +36,7 @@
 #include "hyvideo/pipelines/video_size.hpp"
 #include "hyvideo/vae/autoencoder_kl_causal_3d.hpp"
 #include "progress.hpp"
+#include "backend_choice.hpp"
 #include "text_encoding.hpp"
 
 namespace hyvideo::cli {
@@ -59,6 +60,7 @@ struct GenerateArgs {
     std::string dit, vae, model, dit_config, vae_config, text_embeds, output, frames_dir;
     double fps = 24.0;
     std::string precision = "f32";
+    std::string backend = "cpu";
     std::string builtin_model = default_asset_dir("models/builtin");
     TextEncoderArgs text;
 };
@@ -113,6 +115,7 @@ inline CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
     g->add_option("--precision", a.precision, "DiT compute: f32, or bf16 (bf16 GEMM operands, f32 accumulation)")
         ->check(CLI::IsMember({"f32", "bf16"}))
         ->capture_default_str();
+    add_backend_option(g, a.backend);
     g->add_option("--builtin-model", a.builtin_model, "the learned built-in model's folder, used without --dit/--vae "
                                                       "(tools/builtin_model/train.py writes one)")
         ->capture_default_str();
@@ -234,9 +237,21 @@ const Config& report_config(const ConfigGuess<Config>& g, const char* what, cons
 
 }  // namespace generate_detail
 
-inline int run_generate(const GenerateArgs& a) {
+namespace generate_detail {
+
+// Text embeddings are made on the host (the text encoders run on the CPU backend); the DiT reads them
+// on its own device.
+template <Backend B>
+PromptEmbeds on_device(const PromptEmbeds& e) {
+    return {B::upload(e.text_states), B::upload(e.text_mask), B::upload(e.text_states_2)};
+}
+
+}  // namespace generate_detail
+
+// The whole run on backend B (cpu, thrust_omp; see tools/backend_choice.hpp for which are built).
+template <Backend B>
+int run_generate_on(const GenerateArgs& a) {
     namespace fs = std::filesystem;
-    using B = cpu;
     const bool builtin = a.dit.empty() && a.vae.empty();
     HYVIDEO_CHECK(a.dit.empty() == a.vae.empty(), "give both --dit and --vae, or neither for the built-in model");
     const bool i2v = !a.i2v_image_path.empty();
@@ -387,6 +402,10 @@ inline int run_generate(const GenerateArgs& a) {
                               dit_cfg.text_states_dim, dit_cfg.text_states_dim_2);
     }
 
+    if constexpr (B::device != Device::cpu) {
+        text.prompt = generate_detail::on_device<B>(text.prompt);
+        if (text.negative) text.negative = generate_detail::on_device<B>(*text.negative);
+    }
     HYVideoDiffusionTransformer<B> dit(dit_cfg);
     AutoencoderKLCausal3D<B> vae(vae_cfg);
     if (random_weights) {
@@ -489,6 +508,20 @@ inline int run_generate(const GenerateArgs& a) {
     }
     fmt::print("wrote {}\n", output.string());
     return 0;
+}
+
+// Declared here, instantiated in backends.cpp (one translation unit per backend keeps the heavy
+// instantiations apart, so they compile side by side).
+int run_generate_cpu(const GenerateArgs& a);
+int run_generate_thrust_omp(const GenerateArgs& a);
+int run_generate_cuda(const GenerateArgs& a);
+
+inline int run_generate(const GenerateArgs& a) {
+    require_backend_built(a.backend);
+#if defined(HYVIDEO_HAS_CUDA)
+    if (a.backend == "cuda") return run_generate_cuda(a);
+#endif
+    return a.backend == "thrust-omp" ? run_generate_thrust_omp(a) : run_generate_cpu(a);
 }
 
 }  // namespace hyvideo::cli

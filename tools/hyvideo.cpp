@@ -17,7 +17,6 @@
 #include <fmt/core.h>
 #include <fmt/format.h>
 
-#include "hyvideo/backend/cpu/cpu.hpp"
 #include "hyvideo/core/parallel.hpp"
 #include "hyvideo/golden/runner.hpp"
 #include "hyvideo/golden/tokenize_fixture.hpp"
@@ -69,6 +68,8 @@ int main(int argc, char** argv) {
     std::string tokenizers = hyvideo::cli::default_tokenizers_dir();
     golden->add_option("--tokenizers", tokenizers, "the tokenizer data for tokenize.json (assets/tokenizers)")
         ->capture_default_str();
+    std::string golden_backend = "cpu";
+    hyvideo::cli::add_backend_option(golden, golden_backend);
 
     // Usage errors exit with 1 like every other error (CLI11's own codes are 100 and up); --help with 0.
     try {
@@ -106,12 +107,13 @@ int main(int argc, char** argv) {
         if (*encode_text) return hyvideo::cli::run_encode_text(encode_text_args);
         if (*tokenize) return hyvideo::cli::run_tokenize(tokenize_args);
         if (*golden) {
+            hyvideo::cli::require_backend_built(golden_backend);
             bool ok = true;
             fmt::print("{:<20} {:<22} {:>12} {:>12}  {}\n", "case", "output", "rel_l2", "max_abs", "result");
             for (const auto& f : files)
                 ok = report(std::filesystem::path(f).extension() == ".json"
                                 ? hyvideo::golden::run_tokenize_fixture(f, tokenizers)
-                                : hyvideo::golden::run_fixture<hyvideo::cpu>(f)) &&
+                                : hyvideo::cli::run_golden(golden_backend, f)) &&
                      ok;
             fmt::print("{}\n", ok ? "all outputs passed" : "FAILED");
             return ok ? 0 : 1;

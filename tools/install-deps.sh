@@ -10,6 +10,8 @@ packages=(
   g++ cmake ninja-build pkg-config
   # libraries (docs/building.md says what each is for)
   libdnnl-dev libeigen3-dev libxtensor-dev libfmt-dev doctest-dev nlohmann-json3-dev libcli11-dev
+  # Thrust for the thrust-omp backend (the CUDA backend's shared kernels on the CPU)
+  libthrust-dev
   # libdnnl-dev's CMake package (dnnl-config.cmake) calls find_package(OpenCL) and fails without
   # these, though Debian lists them only as recommended
   ocl-icd-opencl-dev opencl-headers

@@ -41,10 +41,25 @@
 
 #include "hyvideo/backend/backend.hpp"
 #include "hyvideo/backend/cpu/cpu.hpp"
+#if defined(HYVIDEO_HAS_THRUST_OMP)
+#include "hyvideo/backend/thrust/omp.hpp"
+#endif
+#if defined(HYVIDEO_HAS_CUDA)
+#include "hyvideo/backend/cuda/cuda.hpp"
+#endif
 
 // The backends under test.
-#define HYVIDEO_CONFORMANCE_BACKENDS hyvideo::cpu
+// The CUDA test program (tests/cuda/) compiles this file again with its own list.
+#ifndef HYVIDEO_CONFORMANCE_BACKENDS
+#define HYVIDEO_CONFORMANCE_BACKENDS hyvideo::cpu, hyvideo::thrust_omp
+#endif
 TYPE_TO_STRING_AS("cpu", hyvideo::cpu);
+#if defined(HYVIDEO_HAS_THRUST_OMP)
+TYPE_TO_STRING_AS("thrust-omp", hyvideo::thrust_omp);
+#endif
+#if defined(HYVIDEO_HAS_CUDA)
+TYPE_TO_STRING_AS("cuda", hyvideo::cuda);
+#endif
 
 using namespace hyvideo;
 

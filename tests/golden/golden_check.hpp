@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -15,8 +16,9 @@ inline std::string golden_path(const std::string& name) {
     return std::string(HYVIDEO_TEST_DATA_DIR) + "/golden/" + name + ".safetensors";
 }
 
-inline void check_fixture(const std::string& name, const std::vector<std::string>& only = {}) {
-    const auto rep = hyvideo::golden::run_fixture<hyvideo::cpu>(golden_path(name));
+template <class B = hyvideo::cpu>
+void check_fixture(const std::string& name, const std::vector<std::string>& only = {}) {
+    const auto rep = hyvideo::golden::run_fixture<B>(golden_path(name));
     INFO("case ", name, ": ", rep.error);
     CHECK_FALSE(rep.outputs.empty());
     std::size_t checked = 0;
@@ -31,5 +33,24 @@ inline void check_fixture(const std::string& name, const std::vector<std::string
         CHECK(rep.passed());
     } else {
         CHECK(checked == only.size());
+    }
+}
+
+// Every fixture under tests/data/golden/ (text/ included) on backend B, as the golden tests run each
+// on the CPU one by one.
+template <class B>
+void check_every_fixture() {
+    namespace fs = std::filesystem;
+    const fs::path root = fs::path(HYVIDEO_TEST_DATA_DIR) / "golden";
+    std::vector<std::string> names;
+    for (const auto& e : fs::recursive_directory_iterator(root))
+        if (e.path().extension() == ".safetensors")
+            names.push_back(fs::relative(e.path(), root).replace_extension().generic_string());
+    std::sort(names.begin(), names.end());
+    // The seventeen fixtures of tests/data/golden/README.md: a lost file must not pass quietly.
+    CHECK(names.size() >= 17);
+    for (const auto& name : names) {
+        CAPTURE(name);
+        check_fixture<B>(name);
     }
 }

@@ -14,15 +14,30 @@
 
 #include "hyvideo/core/dtype.hpp"
 #include "hyvideo/core/error.hpp"
+#include "hyvideo/core/host_device.hpp"
 
 namespace hyvideo {
 
 namespace detail {
-inline std::uint32_t f32_bits(float x) { return std::bit_cast<std::uint32_t>(x); }
-inline float f32_from(std::uint32_t u) { return std::bit_cast<float>(u); }
+// The scalar conversions also run on a CUDA device (the Thrust backend), where std::bit_cast is not
+// available to device code.
+HYVIDEO_HD inline std::uint32_t f32_bits(float x) {
+#if defined(__CUDA_ARCH__)
+    return __float_as_uint(x);
+#else
+    return std::bit_cast<std::uint32_t>(x);
+#endif
+}
+HYVIDEO_HD inline float f32_from(std::uint32_t u) {
+#if defined(__CUDA_ARCH__)
+    return __uint_as_float(u);
+#else
+    return std::bit_cast<float>(u);
+#endif
+}
 // Branch-free choice between two bit patterns: with ternaries GCC keeps branches in the f16 and f8 loops
 // (it will not if-convert around float arithmetic), which blocks vectorisation.
-inline std::uint32_t pick(bool c, std::uint32_t a, std::uint32_t b) {
+HYVIDEO_HD inline std::uint32_t pick(bool c, std::uint32_t a, std::uint32_t b) {
     const std::uint32_t m = 0u - static_cast<std::uint32_t>(c);
     return (a & m) | (b & ~m);
 }
@@ -30,12 +45,12 @@ inline std::uint32_t pick(bool c, std::uint32_t a, std::uint32_t b) {
 
 // bf16 is the top half of an f32, so widening is exact and PyTorch (c10 and the vectorised kernels
 // alike) keeps every bit, NaN payloads included, without quieting signalling NaNs.
-inline float bf16_to_f32(std::uint16_t h) { return detail::f32_from(std::uint32_t{h} << 16); }
+HYVIDEO_HD inline float bf16_to_f32(std::uint16_t h) { return detail::f32_from(std::uint32_t{h} << 16); }
 
 namespace detail {
 // Round to nearest even on the dropped 16 bits; overflow carries into the exponent and becomes ±inf.
 // The NaN encoding is a parameter because PyTorch itself writes two (see f32_to_bf16 and convert_buffer).
-inline std::uint16_t f32_to_bf16_with_nan(float x, std::uint16_t nan_bits) {
+HYVIDEO_HD inline std::uint16_t f32_to_bf16_with_nan(float x, std::uint16_t nan_bits) {
     const std::uint32_t u = f32_bits(x);
     const bool nan = (u & 0x7FFFFFFFu) > 0x7F800000u;
     const std::uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
@@ -47,12 +62,12 @@ inline std::uint16_t f32_to_bf16_with_nan(float x, std::uint16_t nan_bits) {
 // tensor on x86 runs the AVX2/AVX-512 kernel (cvtfp32_bf16), which blends all-ones into NaN lanes
 // whatever their sign. Only 0-dim tensors and CPUs without those kernels take c10's 0x7FC0 path. Both
 // are NaN; 0xFFFF is what files written by torch from ordinary f32 tensors hold.
-inline std::uint16_t f32_to_bf16(float x) { return detail::f32_to_bf16_with_nan(x, 0xFFFF); }
+HYVIDEO_HD inline std::uint16_t f32_to_bf16(float x) { return detail::f32_to_bf16_with_nan(x, 0xFFFF); }
 
 // PyTorch's x86 builds widen halves with the F16C instruction (c10 uses _cvtsh_ss when __F16C__ is
 // defined, and the vector kernels use cvtph2ps), so NaNs follow the hardware rule: payload kept and the
 // quiet bit set. Subnormal halves become normal floats exactly.
-inline float f16_to_f32(std::uint16_t h) {
+HYVIDEO_HD inline float f16_to_f32(std::uint16_t h) {
     const std::uint32_t sign = std::uint32_t{h & 0x8000u} << 16;
     const std::uint32_t exp = h & 0x7C00u;
     const std::uint32_t man = h & 0x03FFu;
@@ -68,7 +83,7 @@ inline float f16_to_f32(std::uint16_t h) {
 // (what c10 and the vector kernels call on x86): overflow to ±inf, correctly rounded subnormals, and NaN
 // kept with its sign and the top payload bits, quiet bit forced (so 0x7FC02000 -> 0x7E01, not 0x7E00 as
 // c10's portable fallback would give).
-inline std::uint16_t f32_to_f16(float x) {
+HYVIDEO_HD inline std::uint16_t f32_to_f16(float x) {
     const std::uint32_t u = detail::f32_bits(x);
     const std::uint32_t sign = (u >> 16) & 0x8000u;
     const std::uint32_t a = u & 0x7FFFFFFFu;
@@ -90,7 +105,7 @@ inline std::uint16_t f32_to_f16(float x) {
 // float8_e4m3fn (1-4-3, bias 7, no infinities): decoding is exact. The NaN patterns S.1111.111 decode to
 // sign|0x7FF00000, the bits c10's fp8e4m3fn_to_fp32_value produces (exponent all ones, the three
 // mantissa bits moved to the top), so NaNs copied through f32 match torch bit for bit.
-inline float f8e4m3_to_f32(std::uint8_t b) {
+HYVIDEO_HD inline float f8e4m3_to_f32(std::uint8_t b) {
     const std::uint32_t sign = std::uint32_t{b & 0x80u} << 24;
     const std::uint32_t exp = (b >> 3) & 0xFu;
     const std::uint32_t man = b & 0x7u;
@@ -108,7 +123,7 @@ inline float f8e4m3_to_f32(std::uint8_t b) {
 // gave NaN for ±inf, for |x| >= 480 and for (464, 480), where rounding reached the NaN pattern; 464, the
 // tie between 448 (even mantissa) and 480, gave 448 in both. Saturation is also what quantising weights
 // needs: a NaN would poison every product it enters.
-inline std::uint8_t f32_to_f8e4m3(float x) {
+HYVIDEO_HD inline std::uint8_t f32_to_f8e4m3(float x) {
     const std::uint32_t u = detail::f32_bits(x);
     const std::uint32_t sign = (u >> 24) & 0x80u;
     const std::uint32_t a = u & 0x7FFFFFFFu;

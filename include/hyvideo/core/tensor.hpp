@@ -34,10 +34,14 @@
 namespace hyvideo {
 
 // The kind of memory a tensor lives in; Tensor::device_index() says which one of that kind (a GPU's
-// ordinal; 0 for the host).
-enum class Device : std::uint8_t { cpu, cuda };
+// ordinal; 0 for the host). `omp` is the memory of the thrust-omp backend: host RAM, but a device to
+// the toolkit, so every host operation refuses it as it would refuse a GPU's memory, and a component
+// that passes its tests there touches its tensors only through the backend.
+enum class Device : std::uint8_t { cpu, cuda, omp };
 
-inline std::string_view device_name(Device d) { return d == Device::cpu ? "cpu" : "cuda"; }
+inline std::string_view device_name(Device d) {
+    return d == Device::cpu ? "cpu" : d == Device::cuda ? "cuda" : "omp";
+}
 
 using Shape = std::vector<std::int64_t>;
 
@@ -103,6 +107,16 @@ public:
         t.strides_ = contiguous_strides(shape);
         t.shape_ = std::move(shape);
         t.dtype_ = dtype;
+        t.device_ = device;
+        t.device_index_ = index;
+        return t;
+    }
+
+    // The same view labelled as memory of another kind: only for a backend whose device memory is host
+    // memory (thrust-omp), to hand its tensors to the CPU kernels and take their results back.
+    Tensor relabelled(Device device, int index = 0) const {
+        HYVIDEO_CHECK(device != Device::cuda && device_ != Device::cuda, "relabelled: CUDA memory is not host memory");
+        Tensor t = *this;
         t.device_ = device;
         t.device_index_ = index;
         return t;
