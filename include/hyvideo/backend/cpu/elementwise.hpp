@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "hyvideo/backend/shape_rules.hpp"
 #include "hyvideo/backend/cpu/channel_map.hpp"
 #include "hyvideo/backend/cpu/row_matrix.hpp"
 #include "hyvideo/core/parallel.hpp"
@@ -62,19 +63,6 @@ inline Tensor map_activation(const Tensor& x, const char* what, const ChannelMap
 inline Tensor silu(const Tensor& x) { return map_activation(x, "silu", ChannelMap{.silu = true}); }
 // PyTorch's GELU(approximate="tanh"), within a few float ulps (see gelu_tanh_in_place).
 inline Tensor gelu_tanh(const Tensor& x) { return map_activation(x, "gelu_tanh", ChannelMap{.gelu_tanh = true}); }
-
-// NumPy broadcasting of two shapes; throws with both shapes when they are incompatible.
-inline Shape broadcast_shape(const Shape& a, const Shape& b) {
-    const std::size_t n = std::max(a.size(), b.size());
-    Shape out(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        const std::int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
-        const std::int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
-        HYVIDEO_CHECK(da == db || da == 1 || db == 1, "cannot broadcast ", shape_str(a), " with ", shape_str(b));
-        out[i] = da == 1 ? db : da;
-    }
-    return out;
-}
 
 // Strides of `t` seen through the broadcast shape `to` (0 along broadcast dimensions).
 inline Shape broadcast_strides(const Tensor& t, const Shape& to) {
@@ -150,22 +138,8 @@ namespace hyvideo::cpu_detail {
 
 // Concatenation along `dim` of tensors equal in every other dimension.
 inline Tensor cat(const std::vector<Tensor>& parts, std::int64_t dim) {
-    HYVIDEO_CHECK(!parts.empty(), "cat: no tensors");
+    const Shape shape = cat_shape(parts, dim);  // backend/shape_rules.hpp
     const Tensor& first = parts.front();
-    const std::int64_t nd = first.dim();
-    if (dim < 0) dim += nd;
-    HYVIDEO_CHECK(0 <= dim && dim < nd, "cat: dim out of range for ", shape_str(first.shape()));
-    Shape shape = first.shape();
-    shape[dim] = 0;
-    for (const Tensor& p : parts) {
-        HYVIDEO_CHECK(p.dim() == nd && p.dtype() == first.dtype(), "cat: ", shape_str(p.shape()), " ",
-                      dtype_name(p.dtype()), " does not match ", shape_str(first.shape()), " ",
-                      dtype_name(first.dtype()));
-        for (std::int64_t d = 0; d < nd; ++d)
-            HYVIDEO_CHECK(d == dim || p.size(d) == first.size(d), "cat along ", dim, ": ", shape_str(p.shape()),
-                          " vs ", shape_str(first.shape()));
-        shape[dim] += p.size(dim);
-    }
     Tensor out = Tensor::empty(shape, first.dtype());
     std::int64_t at = 0;
     for (const Tensor& p : parts) {

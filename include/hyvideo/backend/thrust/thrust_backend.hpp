@@ -19,6 +19,7 @@
 #include <thrust/transform_reduce.h>
 
 #include "hyvideo/backend/backend.hpp"
+#include "hyvideo/backend/shape_rules.hpp"
 #include "hyvideo/backend/thrust/element.hpp"
 #include "hyvideo/backend/thrust/strided_index.hpp"
 
@@ -55,19 +56,6 @@ HYVIDEO_HD inline float apply_unary(Unary op, float x) {
 }
 
 enum class Binary : std::uint8_t { add, sub, mul };
-
-inline Shape broadcast_shape(const Shape& a, const Shape& b, const char* what) {
-    const std::size_t n = std::max(a.size(), b.size());
-    Shape out(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        const std::int64_t da = i + a.size() < n ? 1 : a[i + a.size() - n];
-        const std::int64_t db = i + b.size() < n ? 1 : b[i + b.size() - n];
-        HYVIDEO_CHECK(da == db || da == 1 || db == 1, what, ": shapes ", shape_str(a), " and ", shape_str(b),
-                      " do not broadcast");
-        out[i] = da == 1 ? db : da;
-    }
-    return out;
-}
 
 inline const float* f32_data(const Tensor& t) { return static_cast<const float*>(t.raw_data()); }
 inline float* f32_data_mut(const Tensor& t) { return static_cast<float*>(t.raw_data()); }
@@ -170,22 +158,9 @@ struct thrust_backend {
         return out;
     }
     static Tensor cat(const std::vector<Tensor>& parts, std::int64_t dim) {
-        HYVIDEO_CHECK(!parts.empty(), "cat: no tensors");
+        for (const Tensor& p : parts) require_here(p, "cat");
+        const Shape shape = cat_shape(parts, dim);
         const Tensor& first = parts.front();
-        require_here(first, "cat");
-        const std::int64_t nd = first.dim();
-        if (dim < 0) dim += nd;
-        HYVIDEO_CHECK(0 <= dim && dim < nd, "cat: dim out of range for ", shape_str(first.shape()));
-        Shape shape = first.shape();
-        shape[dim] = 0;
-        for (const Tensor& p : parts) {
-            require_here(p, "cat");
-            HYVIDEO_CHECK(p.dtype() == first.dtype() && p.dim() == nd, "cat: parts of different dtype or rank");
-            for (std::int64_t d = 0; d < nd; ++d)
-                HYVIDEO_CHECK(d == dim || p.size(d) == first.size(d), "cat: ", shape_str(p.shape()), " and ",
-                              shape_str(first.shape()), " differ outside dim ", dim);
-            shape[dim] += p.size(dim);
-        }
         Tensor out = empty(shape, first.dtype());
         std::int64_t at = 0;
         for (const Tensor& p : parts) {
@@ -496,7 +471,7 @@ struct thrust_backend {
     static Tensor binary(const Tensor& a, const Tensor& b, thrust_detail::Binary op, const char* what) {
         require_f32(a, what);
         require_f32(b, what);
-        const Shape shape = thrust_detail::broadcast_shape(a.shape(), b.shape(), what);
+        const Shape shape = broadcast_shape(a.shape(), b.shape());
         Tensor out = empty(shape);
         const auto ia = thrust_detail::broadcast_index(a, shape), ib = thrust_detail::broadcast_index(b, shape);
         const float* pa = thrust_detail::f32_data(a);
