@@ -4,14 +4,17 @@
 // (bench/compare_dit_blocks.py).
 //
 //   build/bin/bench_dit_blocks [--img-tokens N] [--txt-tokens M] [--mode f32|bf16] [--block double|single]
-//                              [--runs R] [--threads T] [--json]
+//                              [--attention f32|bf16] [--runs R] [--threads T] [--json]
 //
 // --img-tokens N: image tokens (768 default; 2304 is 256x256x33), laid out as the T x H x W token grid
 //   the RoPE tables need (the smallest T for which N / T is a square; 2304 -> 9 x 16 x 16).
 // --txt-tokens M: text tokens (256 default), of which 25/32 are valid (200 of 256), the rest padding.
+// --attention: the attention's operands (BlockContext::attention_operands); by default the mode's, as the
+//   model sets them (bf16 mode: bf16 operands). `--mode bf16 --attention f32` is the bf16 mode before the
+//   bf16 attention kernel, for a side-by-side measure.
 // --json: one JSON line per result instead of the table:
-//   {"impl":"hyvideo","block":..,"mode":..,"img_tokens":..,"txt_tokens":..,"threads":..,"seconds":..,
-//    "gflops":..,"peak_rss_mib":..}
+//   {"impl":"hyvideo","block":..,"mode":..,"attention":..,"img_tokens":..,"txt_tokens":..,"threads":..,
+//    "seconds":..,"gflops":..,"peak_rss_mib":..}
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -80,6 +83,7 @@ struct Args {
     std::int64_t img = 768, txt = 256;
     int runs = 5, threads = 2;
     std::string block, mode;  // empty: both
+    std::string attention;    // empty: the mode's
     bool json = false;
 };
 
@@ -114,20 +118,24 @@ Args parse(int argc, char** argv) {
         else if (f == "--threads") a.threads = static_cast<int>(count_arg("--threads", v, 1, 1024));
         else if (f == "--block" && (std::string(v) == "double" || std::string(v) == "single")) a.block = v;
         else if (f == "--mode" && (std::string(v) == "f32" || std::string(v) == "bf16")) a.mode = v;
-        else if (f == "--block" || f == "--mode") usage_error(f + " '" + v + "': must be " + (f == "--block" ? "double or single" : "f32 or bf16"));
+        else if (f == "--attention" && (std::string(v) == "f32" || std::string(v) == "bf16")) a.attention = v;
+        else if (f == "--block") usage_error(f + " '" + v + "': must be double or single");
+        else if (f == "--mode" || f == "--attention") usage_error(f + " '" + v + "': must be f32 or bf16");
         else usage_error("unknown flag: " + f);
     }
     return a;
 }
 
-void report(const Args& a, const char* block, const char* mode, double seconds, double flops, double peak_mib) {
+void report(const Args& a, const char* block, const char* mode, const char* attention, double seconds, double flops,
+            double peak_mib) {
     if (a.json)
-        std::printf("{\"impl\":\"hyvideo\",\"block\":\"%s\",\"mode\":\"%s\",\"img_tokens\":%lld,\"txt_tokens\":%lld,"
-                    "\"threads\":%d,\"seconds\":%.6f,\"gflops\":%.1f,\"peak_rss_mib\":%.0f}\n",
-                    block, mode, static_cast<long long>(a.img), static_cast<long long>(a.txt), a.threads, seconds,
-                    flops / seconds / 1e9, peak_mib);
+        std::printf("{\"impl\":\"hyvideo\",\"block\":\"%s\",\"mode\":\"%s\",\"attention\":\"%s\",\"img_tokens\":%lld,"
+                    "\"txt_tokens\":%lld,\"threads\":%d,\"seconds\":%.6f,\"gflops\":%.1f,\"peak_rss_mib\":%.0f}\n",
+                    block, mode, attention, static_cast<long long>(a.img), static_cast<long long>(a.txt), a.threads,
+                    seconds, flops / seconds / 1e9, peak_mib);
     else
-        std::printf("%-8s %-6s %10.3f %10.1f %14.0f\n", block, mode, seconds, flops / seconds / 1e9, peak_mib);
+        std::printf("%-8s %-6s %-9s %10.3f %10.1f %14.0f\n", block, mode, attention, seconds, flops / seconds / 1e9,
+                    peak_mib);
     std::fflush(stdout);
 }
 
@@ -143,22 +151,25 @@ int main(int argc, char** argv) {
                     static_cast<long>(kHidden), static_cast<long>(kHeads), static_cast<long long>(a.img),
                     static_cast<long long>(g[0]), static_cast<long long>(g[1]), static_cast<long long>(g[2]),
                     static_cast<long long>(a.txt), static_cast<long long>(valid_text(a.txt)), a.threads, a.runs);
-        std::printf("%-8s %-6s %10s %10s %14s\n", "block", "mode", "time [s]", "GFLOP/s", "peak RSS [MiB]");
+        std::printf("%-8s %-6s %-9s %10s %10s %14s\n", "block", "mode", "attention", "time [s]", "GFLOP/s",
+                    "peak RSS [MiB]");
     }
 
-    const BlockContext ctx = context(a.img, a.txt);
+    BlockContext ctx = context(a.img, a.txt);
     const Tensor img = random_tensor({1, a.img, kHidden}, 1), txt = random_tensor({1, a.txt, kHidden}, 2);
     const Tensor x = random_tensor({1, a.img + a.txt, kHidden}, 3);
     for (const DType mode : {DType::f32, DType::bf16}) {
         const char* name = mode == DType::f32 ? "f32" : "bf16";
         if (!a.mode.empty() && a.mode != name) continue;
+        const char* attention = a.attention.empty() ? name : a.attention.c_str();
+        ctx.attention_operands = std::string(attention) == "bf16" ? DType::bf16 : DType::f32;
         if (a.block.empty() || a.block == "double") {
             MMDoubleStreamBlock<cpu> block(kHidden, kHeads, 4.0);
             init_weights(block, 1);
             set_matmul_dtype(block, mode);
             bench::reset_peak_rss();
             const double s = bench::median_seconds(a.runs, [&] { block.forward(img, txt, ctx); });
-            report(a, "double", name, s, double_block_flops(a.img, a.txt), bench::peak_rss_mib());
+            report(a, "double", name, attention, s, double_block_flops(a.img, a.txt), bench::peak_rss_mib());
         }
         if (a.block.empty() || a.block == "single") {
             MMSingleStreamBlock<cpu> block(kHidden, kHeads, 4.0);
@@ -166,7 +177,7 @@ int main(int argc, char** argv) {
             set_matmul_dtype(block, mode);
             bench::reset_peak_rss();
             const double s = bench::median_seconds(a.runs, [&] { block.forward(x, ctx); });
-            report(a, "single", name, s, single_block_flops(a.img, a.txt), bench::peak_rss_mib());
+            report(a, "single", name, attention, s, single_block_flops(a.img, a.txt), bench::peak_rss_mib());
         }
     }
     return 0;

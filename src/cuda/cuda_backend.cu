@@ -88,7 +88,8 @@ struct CudaSystem {
     }
     // Defined below, in terms of the struct cuda's own primitives.
     static Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
-    static Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask, float scale);
+    static Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask, float scale,
+                            DType operands);
     static Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv3dSpec& spec,
                          const Conv3dFusion& fusion);
 };
@@ -151,8 +152,9 @@ Tensor cuda::gated_add(const Tensor& x, const Tensor& y, const Tensor& gate) { r
 Tensor cuda::masked_mean(const Tensor& x, const Tensor& w) { return Shared::masked_mean(x, w); }
 std::vector<double> cuda::sample_std(const Tensor& x) { return Shared::sample_std(x); }
 double cuda::mean_abs(const Tensor& x) { return Shared::mean_abs(x); }
-Tensor cuda::attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask, float scale) {
-    return Shared::attention(q, k, v, mask, scale);
+Tensor cuda::attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask, float scale,
+                       DType operands) {
+    return Shared::attention(q, k, v, mask, scale, operands);
 }
 Tensor cuda::apply_rope(const Tensor& x, const Tensor& cos, const Tensor& sin, RopeLayout layout) {
     return Shared::apply_rope(x, cos, sin, layout);
@@ -235,8 +237,10 @@ Tensor CudaSystem::linear(const Tensor& x_in, const Tensor& w_in, const Tensor& 
 }
 
 Tensor CudaSystem::attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const AttentionMask& mask,
-                             float scale) {
+                             float scale, DType operands) {
     for (const Tensor* t : {&q_in, &k_in, &v_in}) Shared::require_f32(*t, "attention");
+    HYVIDEO_CHECK(operands == DType::f32 || operands == DType::bf16, "attention: operands must be float32 or ",
+                  "bfloat16, got ", dtype_name(operands));
     HYVIDEO_CHECK(q_in.dim() == 4 && k_in.dim() == 4 && v_in.shape() == k_in.shape() && k_in.size(0) == q_in.size(0) &&
                       k_in.size(1) == q_in.size(1) && k_in.size(3) == q_in.size(3) && k_in.size(2) > 0 &&
                       q_in.size(2) % k_in.size(2) == 0,
@@ -259,7 +263,7 @@ Tensor CudaSystem::attention(const Tensor& q_in, const Tensor& k_in, const Tenso
         return AttentionOperand{static_cast<const float*>(t.raw_data()), t.stride(0), t.stride(1), t.stride(2)};
     };
     flash_attention_f32(nullptr, operand(q), operand(k), operand(v), static_cast<float*>(out.raw_data()), Bn, S, H, Hkv,
-                        D, scale, dm);
+                        D, scale, dm, operands == DType::bf16);
     HYVIDEO_CUDA_CHECK(cudaStreamSynchronize(nullptr));  // the mask arrays are released when this returns
     return out;
 }

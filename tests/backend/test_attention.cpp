@@ -442,6 +442,38 @@ TEST_CASE("flash attention: 1 and 2 threads give the same bits") {
     }
 }
 
+TEST_CASE("flash attention with bf16 operands: every kernel agrees, any thread count, views read in place") {
+    // The bf16 tile products (AVX512_BF16) and the f32 kernels rounding their operands compute the same
+    // thing; they may differ where the two round a probability on either side of a bf16 step. The
+    // conformance suite checks all of them against the reference on rounded inputs.
+    Settings restore;
+    const Qkv t = fused_qkv(2, 301, 3, 128, 21);
+    const std::vector<NamedMask> masks = {{"full", AttentionMask::full()},
+                                          {"segments", AttentionMask::segments({250, 129})},
+                                          {"causal", AttentionMask::causal()}};
+    for (const NamedMask& named : masks) {
+        CAPTURE(named.name);
+        std::vector<Tensor> results;
+        for (AttentionKernel kernel : supported_kernels()) {
+            CAPTURE(kernel_name(kernel));
+            cpu_detail::set_attention_kernel(kernel);
+            set_num_threads(1);
+            const Tensor one = cpu_detail::attention(t.q, t.k, t.v, named.mask, 0.088f, DType::bf16);
+            set_num_threads(2);
+            const Tensor two = cpu_detail::attention(t.q, t.k, t.v, named.mask, 0.088f, DType::bf16);
+            CHECK(same_bits(one, two));
+            CHECK(same_bits(two, cpu_detail::attention(t.q.contiguous(), t.k.contiguous(), t.v.contiguous(),
+                                                       named.mask, 0.088f, DType::bf16)));
+            // The operands are rounded: not the f32 result.
+            CHECK_FALSE(same_bits(two, cpu_detail::attention(t.q, t.k, t.v, named.mask, 0.088f)));
+            results.push_back(two);
+        }
+        for (const Tensor& r : results) CHECK(tolerance_ratio(r, results.front(), 1e-3, 1e-2) <= 1.0);
+    }
+    MESSAGE("bf16 tile products (AVX512_BF16) on this CPU: ",
+            cpu_detail::attention_bf16_operands_supported(128) ? "yes" : "no, the f32 kernels round");
+}
+
 TEST_CASE("flash attention over a 32768-token head needs no S×S memory") {
     // One head, D = 128: an S×S f32 score matrix would be 4 GiB. The output itself is 16 MiB.
 #ifdef __OPTIMIZE__

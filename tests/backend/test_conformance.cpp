@@ -348,6 +348,19 @@ std::vector<double> attention_ref(const Input& q, const Input& k, const Input& v
     return out;
 }
 
+// attention_ref on q, k, v rounded to bf16 values (the bf16 operands), with mag = Σ p·|v| / Σ p per
+// output element: rounding the probabilities to bf16 moves an output by at most 2⁻⁹·mag.
+Sum attention_ref_bf16(const Input& q, const Input& k, const Input& v, double scale, const Allowed& allowed) {
+    const auto rounded = [](const Input& x, bool absolute) {
+        Input r{x.shape, x.v, {}};
+        for (float& e : r.v) e = absolute ? std::abs(round_bf16(e)) : round_bf16(e);
+        return r;
+    };
+    const Input qr = rounded(q, false), kr = rounded(k, false);
+    return {attention_ref(qr, kr, rounded(v, false), scale, allowed),
+            attention_ref(qr, kr, rounded(v, true), scale, allowed)};
+}
+
 // GroupNorm of x [N, C, ...]: per (sample, group) mean and biased variance over C/G channels and every
 // position; y = (x − mean)/√(var + eps)·w + b, also as the per-channel map scale = w/√(var + eps),
 // shift = b − mean·scale.
@@ -1051,6 +1064,47 @@ TEST_CASE_TEMPLATE("conformance: attention under every mask kind, grouped-query 
                 v = view(fused, fused.t.select(2, 2));
     expect_close<B>(B::attention(q.t, k.t, v.t, cases[3].mask, 0.37f), q.shape,
                     attention_ref(q, k, v, 0.37f, cases[3].allowed), {2e-6, 2e-5});
+}
+
+TEST_CASE_TEMPLATE("conformance: attention with bf16 operands", B, HYVIDEO_CONFORMANCE_BACKENDS) {
+    // Against the reference on q, k, v rounded to bf16: the probabilities' rounding (2⁻⁹·mag) and f32
+    // arithmetic are what may differ. 133 keys leave an odd last key tile; D = 128 is the DiT's head.
+    const I64 S = 133;
+    const std::vector<I64> seg{99, 40};
+    struct Case {
+        Shape q;
+        I64 kv_heads;
+        AttentionMask mask;
+        Allowed allowed;
+    };
+    const std::vector<Case> cases{
+        {{2, S, 4, 16}, 4, AttentionMask::full(), [](I64, I64, I64) { return true; }},
+        {{2, S, 4, 16}, 4, AttentionMask::segments(seg), [&](I64 b, I64 i, I64 j) { return (i < seg[b]) == (j < seg[b]); }},
+        {{2, S, 4, 16}, 2, AttentionMask::causal(), [](I64, I64 i, I64 j) { return j <= i; }},
+        {{1, S, 2, 16}, 1, AttentionMask::block_causal(10), [](I64, I64 i, I64 j) { return j < (i / 10 + 1) * 10; }},
+        {{1, 70, 2, 128}, 2, AttentionMask::segments(std::vector<I64>{61}), [](I64, I64 i, I64 j) { return (i < 61) == (j < 61); }},
+        {{1, 9, 2, 3}, 2, AttentionMask::full(), [](I64, I64, I64) { return true; }},  // odd D
+    };
+    std::uint64_t seed = 700;
+    for (const Case& c : cases) {
+        CAPTURE(shape_str(c.q));
+        CAPTURE(c.mask.kind_name());
+        const Shape kv{c.q[0], c.q[1], c.kv_heads, c.q[3]};
+        const float scale = 1.0f / std::sqrt(static_cast<float>(c.q[3]));
+        const Input q = input<B>(c.q, seed++, -2.0f, 2.0f), k = input<B>(kv, seed++, -2.0f, 2.0f),
+                    v = input<B>(kv, seed++, -2.0f, 2.0f);
+        const Sum ref = attention_ref_bf16(q, k, v, scale, c.allowed);
+        expect_close<B>(B::attention(q.t, k.t, v.t, c.mask, scale, DType::bf16), c.q, ref.y, {1e-6, 2.5e-3}, ref.mag);
+    }
+    // Strided slices of one fused projection read as the contiguous tensors do.
+    const Input fused = input<B>({1, S, 3, 2, 16}, 800, -2.0f, 2.0f);
+    const Input q = view(fused, fused.t.select(2, 0)), k = view(fused, fused.t.select(2, 1)),
+                v = view(fused, fused.t.select(2, 2));
+    const Sum ref = attention_ref_bf16(q, k, v, 0.37, [](I64, I64, I64) { return true; });
+    expect_close<B>(B::attention(q.t, k.t, v.t, AttentionMask::full(), 0.37f, DType::bf16), q.shape, ref.y,
+                    {1e-6, 2.5e-3}, ref.mag);
+    CHECK_THROWS_WITH_AS(B::attention(q.t, k.t, v.t, AttentionMask::full(), 0.37f, DType::f16),
+                         doctest::Contains("operands must be float32 or bfloat16"), Error);
 }
 
 // ==== positional and time embeddings ===================================================================

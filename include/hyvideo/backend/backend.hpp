@@ -80,8 +80,11 @@ concept Backend = requires(const Tensor& t, const Shape& s, float f, std::int64_
     { B::mean_abs(t) } -> std::same_as<double>;
     // q [B, S, H, D], k and v [B, S, H_kv, D] with H a multiple of H_kv (grouped-query: query head h
     // reads key/value head h / (H / H_kv)) -> [B, S, H, D]; f32 views of any strides (read in place
-    // when unit-stride along D), softmax(q·kᵀ·scale) over the keys the mask allows, result contiguous
+    // when unit-stride along D), softmax(q·kᵀ·scale) over the keys the mask allows, result contiguous;
+    // operands (default f32) bf16: q, k, v and the probabilities rounded to bf16 before the two products,
+    // f32 accumulation and softmax (a backend without a bf16 path may compute in f32 instead)
     { B::attention(t, t, t, m, f) } -> std::same_as<Tensor>;
+    { B::attention(t, t, t, m, f, DType::bf16) } -> std::same_as<Tensor>;
     // positional and time embeddings
     // x [B, S, H, D], D even, any strides but unit along D; cos, sin f32 [S, D] or [B, S, D]; the
     // pairing of the layout (rope_layout.hpp) -> [B, S, H, D], contiguous

@@ -24,6 +24,8 @@ struct BlockContext {
     TokenLayout layout;
     Tensor vec_tr;     // optional, [B, hidden]
     std::int64_t tr_tokens = 0;
+    // The attention products' operands: bf16 in the bf16 compute mode (the model's attention_operands).
+    DType attention_operands = DType::f32;
 };
 
 template <Backend B, class Parts = HunyuanVideoParts>
@@ -95,7 +97,8 @@ struct MMDoubleStreamBlock {
 
         const Tensor q = B::cat({iq, tq}, 1), k = B::cat({ik, tk}, 1);
         const Tensor v = B::cat({iqkv.select(2, 2), tqkv.select(2, 2)}, 1);
-        const Tensor attn = Attention::template apply<B>(q, k, v, ctx.layout).reshape({N, Li + Lt, hidden_size});
+        const Tensor attn = apply_attention<Attention, B>(q, k, v, ctx.layout, ctx.attention_operands)
+                                .reshape({N, Li + Lt, hidden_size});
 
         Tensor img_out = img_gate(img, img_attn_proj.forward(attn.slice(1, 0, Li)), 0);
         img_out = img_gate(img_out, img_mlp.forward(img_modulate(img_norm2.forward(img_out), 1)), 1);

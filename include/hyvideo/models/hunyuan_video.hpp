@@ -92,6 +92,10 @@ struct HYVideoDiffusionTransformer {
         mutable double seconds_reading = 0;
     };
     std::optional<StreamedWeights> streamed;
+    // The blocks' attention operands (B::attention): bf16 once the matrices are bf16 (set_matmul_dtype,
+    // load_weights or load_streamed with matmul bf16), as the official model runs; set it back to f32
+    // afterwards to keep bf16 GEMMs with f32 attention.
+    DType attention_operands = DType::f32;
 
     // `cfg` with the structural fields this model type's parts stand for written in: how a preset
     // becomes the configuration of a variant, e.g. Variant model(Variant::structured(preset)).
@@ -143,6 +147,7 @@ struct HYVideoDiffusionTransformer {
         for (auto& blk : double_blocks) blk.parameters("", [](const std::string&, const Shape&, Tensor& slot) { slot = {}; });
         for (auto& blk : single_blocks) blk.parameters("", [](const std::string&, const Shape&, Tensor& slot) { slot = {}; });
         streamed = StreamedWeights{std::move(source), prefix, matmul};
+        module_detail::note_matmul_dtype(*this, matmul);
     }
 
     // Latent grid after patching: (T/pt, H/ph, W/pw), which is also the RoPE grid.
@@ -203,6 +208,7 @@ struct HYVideoDiffusionTransformer {
                       rope.cos.defined() ? rope.cos.size(0) : 0, " tokens, the latent has ", Li);
         ctx.rope = rope;
         ctx.layout = token_layout(text_lengths, Li);
+        ctx.attention_operands = attention_operands;
         return s;
     }
 

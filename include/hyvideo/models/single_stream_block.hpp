@@ -56,7 +56,8 @@ struct MMSingleStreamBlock {
         // RoPE rotates only the image tokens; the text tokens keep their normalised q and k.
         q = B::cat({PosEmb::template apply<B>(q.slice(1, 0, Li), ctx.rope), q.slice(1, Li, L)}, 1);
         k = B::cat({PosEmb::template apply<B>(k.slice(1, 0, Li), ctx.rope), k.slice(1, Li, L)}, 1);
-        const Tensor attn = Attention::template apply<B>(q, k, qkv.select(2, 2), ctx.layout).reshape({N, L, hidden_size});
+        const Tensor attn = apply_attention<Attention, B>(q, k, qkv.select(2, 2), ctx.layout, ctx.attention_operands)
+                                .reshape({N, L, hidden_size});
         const Tensor out = linear2.forward(B::cat({attn, MlpActivation::template apply<B>(mlp)}, 2));
         return gate_tokens<B>(x, out, m[2], m_tr, 2, ctx.tr_tokens);
     }

@@ -21,21 +21,34 @@ struct TokenLayout {
 
 // Valid (image + unpadded text) tokens attend only to valid tokens; padded text attends only among
 // itself and never reaches a valid token (official get_cu_seqlens + flash_attn_varlen_func).
+// `operands` is the products' operand dtype (B::attention): bf16 in the bf16 compute mode.
 struct VarlenAttention {
     template <Backend B>
-    static Tensor apply(const Tensor& q, const Tensor& k, const Tensor& v, const TokenLayout& layout) {
+    static Tensor apply(const Tensor& q, const Tensor& k, const Tensor& v, const TokenLayout& layout,
+                        DType operands = DType::f32) {
         const float scale = 1.0f / std::sqrt(static_cast<float>(q.size(3)));
-        return B::attention(q, k, v, AttentionMask::segments(layout.valid_len), scale);
+        return B::attention(q, k, v, AttentionMask::segments(layout.valid_len), scale, operands);
     }
 };
 
 // Every token attends every token, padding included: an ablation of the masking.
 struct FullAttention {
     template <Backend B>
-    static Tensor apply(const Tensor& q, const Tensor& k, const Tensor& v, const TokenLayout&) {
+    static Tensor apply(const Tensor& q, const Tensor& k, const Tensor& v, const TokenLayout&,
+                        DType operands = DType::f32) {
         const float scale = 1.0f / std::sqrt(static_cast<float>(q.size(3)));
-        return B::attention(q, k, v, AttentionMask::full(), scale);
+        return B::attention(q, k, v, AttentionMask::full(), scale, operands);
     }
 };
+
+// Runs the attention part A, handing it the operand dtype of the compute mode where it takes one; a
+// part written without that parameter computes as it always does.
+template <class A, Backend B>
+Tensor apply_attention(const Tensor& q, const Tensor& k, const Tensor& v, const TokenLayout& layout, DType operands) {
+    if constexpr (requires { A::template apply<B>(q, k, v, layout, operands); })
+        return A::template apply<B>(q, k, v, layout, operands);
+    else
+        return A::template apply<B>(q, k, v, layout);
+}
 
 }  // namespace hyvideo

@@ -61,6 +61,14 @@ void load_parameters(M& m, const WeightSource& src, const std::string& prefix, D
     });
 }
 
+// A model whose attention follows the compute mode (a public `attention_operands`) learns the mode with
+// its matrices: bf16 matrices give bf16 attention operands, anything else f32.
+template <class M>
+void note_matmul_dtype(M& m, DType matmul) {
+    if constexpr (requires { m.attention_operands = DType::f32; })
+        m.attention_operands = matmul == DType::bf16 ? DType::bf16 : DType::f32;
+}
+
 }  // namespace module_detail
 
 // Fills every parameter of m from src (names prefix + official name), converting each to its compute
@@ -70,6 +78,7 @@ template <class M>
 void load_weights(M& m, const WeightSource& src, const std::string& prefix = "", DType matmul = DType::f32) {
     if constexpr (requires { m.streamed; }) m.streamed.reset();  // it holds every weight now
     module_detail::load_parameters(m, src, prefix, matmul, [](const std::string&) { return true; });
+    module_detail::note_matmul_dtype(m, matmul);
 }
 
 // load_weights into the buffers m already holds where a conversion is needed (B::weight_into): for a
@@ -112,8 +121,9 @@ void load_weights_strict(M& m, const WeightSource& src, const std::string& prefi
 }
 
 // Stores every matrix (and convolution kernel) of m in `dtype`, which selects the GEMM operand type
-// of the backend: bf16 gives the bf16 compute mode (bf16 operands, f32 accumulation) while biases,
-// norm weights, activations and the residual stream stay f32. A model that streams weights it does
+// of the backend: bf16 gives the bf16 compute mode (bf16 operands, f32 accumulation; in the DiT also
+// the attention's operands, see note_matmul_dtype) while biases, norm weights, activations and the
+// residual stream stay f32. A model that streams weights it does
 // not hold (HYVideoDiffusionTransformer::load_streamed) converts them to `dtype` as it streams them.
 template <class M>
 void set_matmul_dtype(M& m, DType dtype) {
@@ -123,6 +133,7 @@ void set_matmul_dtype(M& m, DType dtype) {
     });
     if constexpr (requires { m.streamed; })
         if (m.streamed) m.streamed->matmul = dtype;
+    module_detail::note_matmul_dtype(m, dtype);
 }
 
 }  // namespace hyvideo

@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "hyvideo/backend/attention_mask.hpp"
+#include "hyvideo/backend/cpu/attention_bf16.hpp"
 #include "hyvideo/backend/cpu/elementwise.hpp"
 #include "hyvideo/core/parallel.hpp"
 #include "hyvideo/core/tensor.hpp"
@@ -132,6 +133,9 @@ struct Problem {
     std::int64_t seq, heads, head_dim;
     std::int64_t kv_group;  // query heads per key/value head (grouped-query attention; 1 otherwise)
     float log2_scale;  // scale·log2(e): scores are computed in base 2
+    // bf16 operands in an f32 kernel (a CPU without AVX512_BF16): q, k, v and the probabilities are
+    // rounded to bf16 values as they are staged, so the result is the bf16 kernel's up to f32 rounding.
+    bool round_bf16 = false;
 };
 
 // Up to kTilesPerJob·64 consecutive queries of one run of one (sample, head).
@@ -297,6 +301,14 @@ HYVIDEO_ATTENTION_INLINE float exp2_nonpositive(float x) {
     return std::bit_cast<float>(std::bit_cast<std::uint32_t>(p) + (n << 23));
 }
 
+// x rounded to the nearest bf16 value (ties to even; NaN stays NaN), as plain integer arithmetic so
+// that loops over it vectorise.
+HYVIDEO_ATTENTION_INLINE float round_bf16(float x) {
+    const std::uint32_t u = std::bit_cast<std::uint32_t>(x);
+    const std::uint32_t r = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+    return (u & 0x7FFFFFFFu) > 0x7F800000u ? x : std::bit_cast<float>(r);
+}
+
 // Folds a key tile's scores s_t (keys × 64, base 2) into the running softmax state of a query
 // tile, leaves the tile's probabilities 2^(s - new max) in s_t and the factor that rescales the
 // earlier partial output in `rescale`. `allowed` (null: all keys) marks the keys a filtered run may
@@ -368,7 +380,10 @@ HYVIDEO_ATTENTION_INLINE void run_job(const Problem& p, const Job& job, Workspac
         if (nq < Q) std::fill_n(tile.q_t, D * Q, 0.0f);
         for (std::int64_t i = 0; i < nq; ++i) {
             const float* row = q + (q0 + i) * q_row;
-            for (std::int64_t d = 0; d < D; ++d) tile.q_t[d * Q + i] = row[d] * p.log2_scale;
+            if (p.round_bf16)
+                for (std::int64_t d = 0; d < D; ++d) tile.q_t[d * Q + i] = round_bf16(row[d]) * p.log2_scale;
+            else
+                for (std::int64_t d = 0; d < D; ++d) tile.q_t[d * Q + i] = row[d] * p.log2_scale;
         }
         std::fill_n(tile.o_t, D * Q, 0.0f);
         std::fill_n(tile.row_max, Q, -std::numeric_limits<float>::infinity());
@@ -383,6 +398,11 @@ HYVIDEO_ATTENTION_INLINE void run_job(const Problem& p, const Job& job, Workspac
             std::copy_n(k + (j0 + j) * k_row, D, w.k_tile + j * D);
             std::copy_n(v + (j0 + j) * v_row, D, w.v_tile + j * D);
         }
+        if (p.round_bf16)
+            for (std::int64_t e = 0; e < nk * D; ++e) {
+                w.k_tile[e] = round_bf16(w.k_tile[e]);
+                w.v_tile[e] = round_bf16(w.v_tile[e]);
+            }
         for (std::int64_t t = 0; t < n_tiles; ++t) {
             QueryTile& tile = w.tiles[t];
             const std::int64_t q0 = q_begin + t * Q;
@@ -397,6 +417,8 @@ HYVIDEO_ATTENTION_INLINE void run_job(const Problem& p, const Job& job, Workspac
             else
                 softmax_step(w.s_t, nk, allowed, tile, w.rescale, [](std::int64_t) { return std::int64_t{0}; });
             rescale_rows(tile.o_t, D, w.rescale);
+            if (p.round_bf16)
+                for (std::int64_t e = 0; e < nk * Q; ++e) w.s_t[e] = round_bf16(w.s_t[e]);
             // Oᵀ += Vᵀ·Pᵀ: A(d, j) = V[j][d].
             panel_product<typename Isa::output, true>(D, w.v_tile, 1, D, w.s_t, nk, tile.o_t);
         }
@@ -436,6 +458,89 @@ __attribute__((target(HYVIDEO_ATTENTION_AVX512))) inline void run_job_avx512(con
     run_job<Avx512>(p, job, w);
 }
 #undef HYVIDEO_ATTENTION_AVX512
+#endif
+
+#if HYVIDEO_ATTENTION_BF16_X86
+// run_job with bf16 operands (attention_bf16.hpp): the same tiles, the same softmax on f32 scores; the
+// two products on bf16 pairs. The workspace's buffers are reused: a tile's q_t holds its D/2 × 64 query
+// pairs, k_tile the key rows in bf16, v_tile the value pairs, and the probability pairs overwrite the
+// scores they come from (pair row p is written after score rows 2p and 2p + 1 are read), so the
+// working set stays what the f32 kernel's is.
+__attribute__((target(HYVIDEO_BF16_TARGET))) inline void run_job_bf16(const Problem& p, const Job& job,
+                                                                      Workspace& w) {
+    using namespace attention_bf16;
+    constexpr std::int64_t Q = kQueryTile;
+    static_assert(Q == attention_bf16::kLanes);
+    const std::int64_t D = p.head_dim, pairs = D / 2;  // D is even on this path
+    const float* q = p.q + job.batch * p.q_stride[0] + job.head * p.q_stride[2];
+    const std::int64_t kv_head = job.head / p.kv_group;
+    const float* k = p.k + job.batch * p.k_stride[0] + kv_head * p.k_stride[2];
+    const float* v = p.v + job.batch * p.v_stride[0] + kv_head * p.v_stride[2];
+    const std::int64_t q_row = p.q_stride[1], k_row = p.k_stride[1], v_row = p.v_stride[1];
+    const std::int64_t q_begin = job.queries.begin, q_end = job.queries.end;
+    const std::int64_t n_tiles = (q_end - q_begin + Q - 1) / Q;
+    auto* k_bf16 = reinterpret_cast<std::uint16_t*>(w.k_tile);
+    auto* v_pairs = reinterpret_cast<std::uint32_t*>(w.v_tile);
+    auto* p_pairs = reinterpret_cast<std::uint32_t*>(w.s_t);
+
+    for (std::int64_t t = 0; t < n_tiles; ++t) {
+        QueryTile& tile = w.tiles[t];
+        auto* q_pairs = reinterpret_cast<std::uint32_t*>(tile.q_t);
+        const std::int64_t q0 = q_begin + t * Q, nq = std::min(Q, q_end - q0);
+        if (nq < Q) std::fill_n(q_pairs, pairs * Q, 0u);
+        for (std::int64_t i = 0; i < nq; ++i) {
+            // A row of D bf16 is D/2 pairs as it lies in memory (k_tile is free until the key tiles).
+            round_row(q + (q0 + i) * q_row, k_bf16, D);
+            const auto* row_pairs = reinterpret_cast<const std::uint32_t*>(k_bf16);
+            for (std::int64_t d = 0; d < pairs; ++d) q_pairs[d * Q + i] = row_pairs[d];
+        }
+        std::fill_n(tile.o_t, D * Q, 0.0f);
+        std::fill_n(tile.row_max, Q, -std::numeric_limits<float>::infinity());
+        std::fill_n(tile.row_sum, Q, 0.0f);
+    }
+
+    for (std::int64_t j0 = job.queries.keys.begin; j0 < job.queries.keys.end; j0 += kKeyTile) {
+        const std::int64_t nk = std::min(kKeyTile, job.queries.keys.end - j0), key_pairs = (nk + 1) / 2;
+        const std::uint8_t* allowed = job.queries.filtered ? job.key_filter + j0 : nullptr;
+        if (allowed && std::none_of(allowed, allowed + nk, [](std::uint8_t a) { return a != 0; })) continue;
+        for (std::int64_t j = 0; j < nk; ++j) round_row(k + (j0 + j) * k_row, k_bf16 + j * D, D);
+        for (std::int64_t jp = 0; jp < key_pairs; ++jp) {
+            const std::int64_t j = j0 + 2 * jp;
+            interleave_rows(v + j * v_row, 2 * jp + 1 < nk ? v + (j + 1) * v_row : nullptr, v_pairs + jp * D, D);
+        }
+        for (std::int64_t t = 0; t < n_tiles; ++t) {
+            QueryTile& tile = w.tiles[t];
+            const std::int64_t q0 = q_begin + t * Q;
+            if (job.queries.causal && j0 > q0 + Q - 1) continue;
+            // Sᵀ = K·Qᵀ·log2_scale: A(j, d-pair) = K[j][2d, 2d + 2).
+            pair_product<false>(nk, reinterpret_cast<const std::uint32_t*>(k_bf16), pairs, 1,
+                                reinterpret_cast<const std::uint32_t*>(tile.q_t), pairs, w.s_t, p.log2_scale);
+            if (job.queries.causal && j0 + nk - 1 > q0)
+                softmax_step(w.s_t, nk, allowed, tile, w.rescale,
+                             [&](std::int64_t j) { return std::clamp<std::int64_t>(j0 + j - q0, 0, Q); });
+            else
+                softmax_step(w.s_t, nk, allowed, tile, w.rescale, [](std::int64_t) { return std::int64_t{0}; });
+            rescale_rows(tile.o_t, D, w.rescale);
+            for (std::int64_t jp = 0; jp < key_pairs; ++jp)
+                interleave_rows(w.s_t + 2 * jp * Q, 2 * jp + 1 < nk ? w.s_t + (2 * jp + 1) * Q : nullptr,
+                                p_pairs + jp * Q, Q);
+            // Oᵀ += Vᵀ·Pᵀ: A(d, key-pair) = (V[2p][d], V[2p + 1][d]).
+            pair_product<true>(D, v_pairs, 1, D, p_pairs, key_pairs, tile.o_t);
+        }
+    }
+
+    for (std::int64_t t = 0; t < n_tiles; ++t) {
+        const QueryTile& tile = w.tiles[t];
+        const std::int64_t q0 = q_begin + t * Q, nq = std::min(Q, q_end - q0);
+        float* out = p.out + ((job.batch * p.seq + q0) * p.heads + job.head) * D;
+        for (std::int64_t i = 0; i < nq; ++i) {
+            float* row = out + i * p.heads * D;
+            const float sum = tile.row_sum[i];
+            for (std::int64_t d = 0; d < D; ++d) row[d] = tile.o_t[d * Q + i] / sum;
+        }
+    }
+}
+#undef HYVIDEO_BF16_TARGET
 #endif
 
 using JobFunction = void (*)(const Problem&, const Job&, Workspace&);
@@ -507,19 +612,30 @@ inline std::vector<Job> make_jobs(const AttentionMask& mask, const Dims& dims) {
 
 // ---- entry points --------------------------------------------------------------------------------------
 
+// Whether attention(..., DType::bf16) runs the bf16 tile products (attention_bf16.hpp): on a CPU with
+// AVX512_BF16 while the AVX-512 kernel is selected, for an even head dimension. Elsewhere the f32 kernel
+// rounds its operands to bf16 values instead: the same result up to f32 rounding, at the f32 speed.
+inline bool attention_bf16_operands_supported(std::int64_t head_dim) {
+    return head_dim % 2 == 0 && attention_kernel() == AttentionKernel::avx512 && attention_bf16::supported();
+}
+
 // Flash attention. q [B, S, H, D], k and v [B, S, H_kv, D] with H a multiple of H_kv: f32 views with
 // any strides (a copy is made only of a view that is strided along D); returns [B, S, H, D] contiguous. `scale` multiplies q·kᵀ (1/√D in the
-// DiT). Parallel over (sample, head, block of 256 queries); each block is computed whole by one
-// thread, so the result is bitwise the same for every thread count.
+// DiT). `operands` bf16 rounds q, k, v and the probabilities to bf16 before the products, with f32
+// accumulation and softmax (attention_bf16.hpp; fast where attention_bf16_operands_supported()).
+// Parallel over (sample, head, block of 256 queries); each block is
+// computed whole by one thread, so the result is bitwise the same for every thread count.
 inline Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const AttentionMask& mask,
-                        float scale) {
+                        float scale, DType operands = DType::f32) {
     using namespace attention_internal;
+    HYVIDEO_CHECK(operands == DType::f32 || operands == DType::bf16, "attention: operands must be float32 or ",
+                  "bfloat16, got ", dtype_name(operands));
     const Dims dims = check_inputs(q_in, k_in, v_in, mask, "attention");
     Tensor out = Tensor::empty(q_in.shape());
     if (out.numel() == 0) return out;
     const Tensor q = unit_stride_heads(q_in), k = unit_stride_heads(k_in), v = unit_stride_heads(v_in);
 
-    const Problem problem{q.data<const float>(),
+    Problem problem{q.data<const float>(),
                           k.data<const float>(),
                           v.data<const float>(),
                           {q.stride(0), q.stride(1), q.stride(2)},
@@ -530,9 +646,16 @@ inline Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_
                           dims.heads,
                           dims.head_dim,
                           dims.kv_group,
-                          static_cast<float>(scale * 1.4426950408889634)};
+                          static_cast<float>(scale * 1.4426950408889634),
+                          operands == DType::bf16};
     const std::vector<Job> jobs = make_jobs(mask, dims);
-    const JobFunction run = job_function(attention_kernel());
+    JobFunction run = job_function(attention_kernel());
+#if HYVIDEO_ATTENTION_BF16_X86
+    if (operands == DType::bf16 && attention_bf16_operands_supported(dims.head_dim)) {
+        run = run_job_bf16;
+        problem.round_bf16 = false;
+    }
+#endif
 
     // The chunks are workers that take jobs from a shared counter, which balances jobs of unequal
     // cost; which worker computes a job does not change its bits.

@@ -94,8 +94,9 @@ struct cpu {
     static Tensor masked_mean(const Tensor& x, const Tensor& w) { return cpu_detail::masked_mean(x, w); }
     static std::vector<double> sample_std(const Tensor& x) { return cpu_detail::sample_std(x); }
     static double mean_abs(const Tensor& x) { return cpu_detail::mean_abs(x); }
-    static Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask, float scale) {
-        return cpu_detail::attention(q, k, v, mask, scale);
+    static Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask, float scale,
+                            DType operands = DType::f32) {
+        return cpu_detail::attention(q, k, v, mask, scale, operands);
     }
     static Tensor timestep_embedding(const Tensor& t, std::int64_t dim, float max_period) {
         return cpu_detail::timestep_embedding(t, dim, max_period);

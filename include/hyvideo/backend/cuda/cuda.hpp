@@ -55,7 +55,8 @@ struct cuda {
     static Tensor masked_mean(const Tensor& x, const Tensor& w);
     static std::vector<double> sample_std(const Tensor& x);
     static double mean_abs(const Tensor& x);
-    static Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask, float scale);
+    static Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask, float scale,
+                            DType operands = DType::f32);
     static Tensor apply_rope(const Tensor& x, const Tensor& cos, const Tensor& sin,
                              RopeLayout layout = RopeLayout::interleaved);
     static Tensor embedding(const Tensor& table, const Tensor& ids);

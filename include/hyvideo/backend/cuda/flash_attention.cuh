@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <vector>
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include "hyvideo/backend/attention_mask.hpp"
@@ -171,7 +172,13 @@ struct AttentionArgs {
     std::int64_t seq = 0, heads = 0, kv_heads = 0, head_dim = 0;
     float scale = 1.0f;
     DeviceMask mask;
+    // bf16 operands: q, k, v and the probabilities rounded to bf16 before the products (f32 accumulation
+    // and softmax; the row sums add the unrounded probabilities), as the CPU kernel's bf16 mode.
+    bool bf16_operands = false;
 };
+
+// x rounded to the nearest bf16 (ties to even), as a float.
+__device__ inline float round_to_bf16(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
 
 // Bytes of dynamic shared memory per block: the query tile, the key tile (rows padded to an odd
 // length, so the 32 lanes reading one element of 32 different keys hit 32 different banks), the value
@@ -218,7 +225,8 @@ __global__ void __launch_bounds__(kAttnThreads) flash_attention_kernel(const Att
     for (int e = tid; e < kAttnRows * D; e += kAttnThreads) {
         const int r = e / D, d = e - r * D;
         const std::int64_t i = q0 + r;
-        q_s[e] = i < S ? qb[i * a.q.stride_s + d] : 0.0f;
+        const float x = i < S ? qb[i * a.q.stride_s + d] : 0.0f;
+        q_s[e] = a.bf16_operands ? round_to_bf16(x) : x;
     }
 
     const float neg_inf = -INFINITY;
@@ -246,8 +254,10 @@ __global__ void __launch_bounds__(kAttnThreads) flash_attention_kernel(const Att
         for (int e = tid; e < kAttnKeys * D; e += kAttnThreads) {
             const int jj = e / D, d = e - jj * D;
             const bool in = jj < n_keys;
-            k_s[jj * k_row + d] = in ? kb[(kt + jj) * a.k.stride_s + d] : 0.0f;
-            v_s[e] = in ? vb[(kt + jj) * a.v.stride_s + d] : 0.0f;
+            const float kx = in ? kb[(kt + jj) * a.k.stride_s + d] : 0.0f;
+            const float vx = in ? vb[(kt + jj) * a.v.stride_s + d] : 0.0f;
+            k_s[jj * k_row + d] = a.bf16_operands ? round_to_bf16(kx) : kx;
+            v_s[e] = a.bf16_operands ? round_to_bf16(vx) : vx;
         }
         __syncthreads();
 
@@ -280,7 +290,7 @@ __global__ void __launch_bounds__(kAttnThreads) flash_attention_kernel(const Att
             m[rr] = m_new;
 #pragma unroll
             for (int c = 0; c < kChunks; ++c) acc[rr][c] *= corr;
-            p_w[rr * kAttnKeys + lane] = p;
+            p_w[rr * kAttnKeys + lane] = a.bf16_operands ? round_to_bf16(p) : p;
         }
         __syncwarp();
 
@@ -338,7 +348,8 @@ inline void launch_flash_attention(const AttentionArgs& a, std::int64_t batch, c
 // until the stream passes this call. Enqueued on `stream`, no synchronisation, no scratch.
 inline void flash_attention_f32(cudaStream_t stream, AttentionOperand q, AttentionOperand k, AttentionOperand v,
                                 float* out, std::int64_t batch, std::int64_t seq, std::int64_t heads,
-                                std::int64_t kv_heads, std::int64_t head_dim, float scale, const DeviceMask& mask) {
+                                std::int64_t kv_heads, std::int64_t head_dim, float scale, const DeviceMask& mask,
+                                bool bf16_operands = false) {
     HYVIDEO_CHECK(batch >= 0 && seq >= 0 && heads >= 0 && kv_heads >= 0 && head_dim >= 0,
                   "attention: negative size (B ", batch, ", S ", seq, ", H ", heads, ", H_kv ", kv_heads, ", D ",
                   head_dim, ")");
@@ -362,6 +373,7 @@ inline void flash_attention_f32(cudaStream_t stream, AttentionOperand q, Attenti
     a.head_dim = head_dim;
     a.scale = scale;
     a.mask = mask;
+    a.bf16_operands = bf16_operands;
     if (head_dim <= 32) launch_flash_attention<1>(a, batch, stream);
     else if (head_dim <= 64) launch_flash_attention<2>(a, batch, stream);
     else if (head_dim <= 96) launch_flash_attention<3>(a, batch, stream);

@@ -34,9 +34,10 @@ struct ThrustOmpSystem {
         for (const Tensor* t : {&x, &w, &b}) require_here(*t, "linear");
         return back(cpu::linear(host(x), host(w), host(b)));
     }
-    static Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask, float scale) {
+    static Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask, float scale,
+                            DType operands) {
         for (const Tensor* t : {&q, &k, &v}) require_here(*t, "attention");
-        return back(cpu::attention(host(q), host(k), host(v), mask, scale));
+        return back(cpu::attention(host(q), host(k), host(v), mask, scale, operands));
     }
     static Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv3dSpec& spec,
                          const Conv3dFusion& fusion) {

@@ -270,8 +270,9 @@ struct thrust_backend {
         });
         return s / static_cast<double>(x.numel());
     }
-    static Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask, float scale) {
-        return System::attention(q, k, v, mask, scale);
+    static Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask, float scale,
+                            DType operands = DType::f32) {
+        return System::attention(q, k, v, mask, scale, operands);
     }
 
     // ---- positional and time embeddings ----------------------------------------------------------
