@@ -15,6 +15,7 @@ run) under /usr/bin/time, and prints the time of each step, the sampling total, 
 reading, dequantising and converting the streamed blocks' weights, the VAE decode, and the peak RSS.
 
   python3 bench/bench_full_model.py [--steps 50] [--cache DIR] [--hyvideo build/bin/hyvideo] [--teacache T]
+                                    [--vae-precision f32|bf16]
 
 Needs torch and safetensors (bench/ and tools/ may use Python; the library does not).
 """
@@ -84,6 +85,7 @@ def main():
     ap.add_argument("--hyvideo", default=os.path.join(HERE, "..", "build", "bin", "hyvideo"))
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--teacache", type=float, default=None, help="run with --teacache THRESH")
+    ap.add_argument("--vae-precision", choices=["f32", "bf16"], default="f32", help="the VAE's compute (generate's flag)")
     args = ap.parse_args()
 
     dit = os.path.join(args.cache, "transformers", "mp_rank_00_model_states_fp8.pt")
@@ -106,6 +108,7 @@ def main():
            "--seed", "1", "-o", os.path.join(args.cache, "out.mp4")]
     if args.teacache is not None:
         cmd += ["--teacache", str(args.teacache)]
+    cmd += ["--vae-precision", args.vae_precision]
     t0 = time.time()
     r = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.time() - t0
@@ -127,7 +130,7 @@ def main():
     if cache:
         print(f"  blocks computed on {cache.group(1)} of {cache.group(2)} steps")
     if decoded:
-        print(f"  VAE decode (f32, tiled) {float(decoded.group(1)):.1f} s")
+        print(f"  VAE decode ({args.vae_precision}, tiled) {float(decoded.group(1)):.1f} s")
     print(f"  whole command {wall:.1f} s; peak RSS {int(rss.group(1)) / 2**20:.1f} GiB (mapped pages included)" if rss
           else f"  whole command {wall:.1f} s")
 

@@ -60,6 +60,7 @@ struct GenerateArgs {
     std::string dit, vae, model, dit_config, vae_config, text_embeds, output, frames_dir;
     double fps = 24.0;
     std::string precision = "f32";
+    std::string vae_precision = "f32";
     std::string backend = "cpu";
     std::string builtin_model = default_asset_dir("models/builtin");
     TextEncoderArgs text;
@@ -112,7 +113,12 @@ inline CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
     g->add_option("-o,--output", a.output, "output MP4 path");
     g->add_option("--fps", a.fps, "frame rate of the MP4, in (0, 1000]")->capture_default_str();
     g->add_option("--frames-dir", a.frames_dir, "also write every frame as PNG into this directory");
-    g->add_option("--precision", a.precision, "DiT compute: f32, or bf16 (bf16 GEMM operands, f32 accumulation)")
+    g->add_option("--precision", a.precision, "DiT compute: f32, or bf16 (bf16 GEMM and attention operands, f32 "
+                                              "accumulation)")
+        ->check(CLI::IsMember({"f32", "bf16"}))
+        ->capture_default_str();
+    g->add_option("--vae-precision", a.vae_precision, "VAE compute: f32, or bf16 (bf16 convolution and projection "
+                                                      "operands, f32 accumulation; the official run decodes in fp16)")
         ->check(CLI::IsMember({"f32", "bf16"}))
         ->capture_default_str();
     add_backend_option(g, a.backend);
@@ -432,6 +438,7 @@ int run_generate_on(const GenerateArgs& a) {
     HYVIDEO_CHECK(dit_cfg.out_channels == vae.config.latent_channels, "the DiT predicts ", dit_cfg.out_channels,
                   " latent channels but the VAE has ", vae.config.latent_channels);
     if (a.precision == "bf16") set_matmul_dtype(dit, DType::bf16);
+    if (a.vae_precision == "bf16") set_matmul_dtype(vae, DType::bf16);
 
     std::optional<ImageCondition> image;
     if (i2v) {

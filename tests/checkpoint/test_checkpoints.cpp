@@ -483,6 +483,37 @@ TEST_CASE("checkpoints: streamed blocks give the loaded model's outputs bit for 
     CHECK_FALSE(wrong.streamed);
 }
 
+namespace {
+// A source that forwards to another and counts the release_pages calls.
+struct CountingSource final : WeightSource {
+    explicit CountingSource(std::shared_ptr<const WeightSource> s) : inner(std::move(s)) {}
+    bool contains(const std::string& n) const override { return inner->contains(n); }
+    Tensor get(const std::string& n) const override { return inner->get(n); }
+    std::vector<std::string> names() const override { return inner->names(); }
+    Shape shape(const std::string& n) const override { return inner->shape(n); }
+    void release_pages() const override {
+        ++released;
+        inner->release_pages();
+    }
+    std::shared_ptr<const WeightSource> inner;
+    mutable int released = 0;
+};
+}  // namespace
+
+TEST_CASE("checkpoints: a streamed forward releases the mapped pages after every block, same outputs") {
+    const golden::Fixture& f = dit_fixture();
+    const HYVideoConfig cfg = HYVideoConfig::from_json(f.config());
+    const DiTInputs in = golden::dit_inputs<cpu>(f, f.input("x"), f.input("t"), f.input("guidance"));
+    const Checkpoint c = Checkpoint::open(kOfficialDit, kind(ModelKind::dit));
+    const auto counting = std::make_shared<CountingSource>(c.shared_weights());
+    HYVideoDiffusionTransformer<cpu> loaded(cfg), streamed(cfg);
+    load_weights_strict(loaded, c.weights());
+    streamed.load_streamed(counting);
+    CHECK(same_bytes(loaded.forward(in), streamed.forward(in)));
+    CHECK(counting->released == cfg.mm_double_blocks_depth + cfg.mm_single_blocks_depth);
+    CHECK(same_bytes(loaded.forward(in), streamed.forward(in)));  // and again, from the released file
+}
+
 TEST_CASE("checkpoints: the official VAE .pt (under state_dict, names prefixed vae.) reproduces vae_tiny") {
     const Checkpoint c = Checkpoint::open(kOfficialVae, {});
     CHECK(c.kind() == ModelKind::vae);

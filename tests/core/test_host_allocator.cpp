@@ -1,4 +1,5 @@
-// The host allocator behind Tensor::empty: alignment, reuse of freed large blocks, the cache's bound.
+// The host allocator behind Tensor::empty: alignment, reuse of freed large blocks, the cache's bound, and
+// the scopes that raise it.
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -62,4 +63,34 @@ TEST_CASE("host allocator: a freed large block is handed out again for the same 
     set_host_cache_limit(std::size_t{64} << 20);
     { const Tensor small = Tensor::empty({1000}); }
     CHECK(host_cache_bytes() == 0);
+}
+
+TEST_CASE("host allocator: a HostCacheScope raises the bound while it lives, unless the bound was chosen") {
+    auto& c = host_allocator_detail::cache();
+    const bool chosen = c.limit_chosen.load();
+    const std::size_t saved = host_cache_limit();
+    const std::size_t MiB = std::size_t{1} << 20;
+    c.limit_chosen = false;  // as in a process without HYVIDEO_HOST_CACHE_MB or set_host_cache_limit
+    c.set_limit(4 * MiB);
+    {
+        const HostCacheScope scope(64 * MiB);
+        CHECK(host_cache_limit() == 64 * MiB);
+        { const Tensor t = Tensor::empty({static_cast<std::int64_t>(8 * MiB)}, DType::boolean); }
+        CHECK(host_cache_bytes() >= 8 * MiB);  // kept: above the old bound, within the raised one
+        {
+            const HostCacheScope lower(MiB);  // a scope never lowers the bound
+            CHECK(host_cache_limit() == 64 * MiB);
+        }
+        CHECK(host_cache_limit() == 64 * MiB);
+    }
+    CHECK(host_cache_limit() == 4 * MiB);
+    CHECK(host_cache_bytes() <= 4 * MiB);  // the excess went back to the system
+    // A bound chosen through set_host_cache_limit (or the environment) is kept.
+    set_host_cache_limit(4 * MiB);
+    {
+        const HostCacheScope scope(64 * MiB);
+        CHECK(host_cache_limit() == 4 * MiB);
+    }
+    c.limit_chosen = chosen;
+    c.set_limit(saved);
 }

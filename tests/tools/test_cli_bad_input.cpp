@@ -112,6 +112,7 @@ TEST_CASE("bad input: command-line syntax errors exit with 1, --help with 0") {
         {"generate --infer-steps", "--infer-steps"},
         {"generate --infer-steps abc", "abc"},
         {"generate --precision f64", "f64"},
+        {"generate --vae-precision f16", "f16"},
         {"generate --video-size 64", "video-size"},
         {"nonsense-subcommand", "unknown command 'nonsense-subcommand'"},
         {"", "subcommand"},

@@ -239,6 +239,7 @@ private:
         }
         bool contains(const std::string& name) const override { return recipes.contains(name); }
         Shape shape(const std::string& name) const override { return recipe(name).info.shape; }
+        void release_pages() const override { raw->release_pages(); }
         const Recipe& recipe(const std::string& name) const {
             const auto it = recipes.find(name);
             HYVIDEO_CHECK(it != recipes.end(), "no tensor \"", name, "\" in the checkpoint");

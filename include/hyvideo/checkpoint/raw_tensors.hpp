@@ -59,6 +59,9 @@ public:
     bool contains(const std::string& name) const override { return entries_.contains(name); }
     Tensor get(const std::string& name) const override { return files_[entry(name).file]->get(name); }
     Shape shape(const std::string& name) const override { return entry(name).info.shape; }
+    void release_pages() const override {
+        for (const auto& f : files_) f->release_pages();
+    }
     const StoredInfo& stored(const std::string& name) const { return entry(name).info; }
     std::size_t size() const { return entries_.size(); }
 

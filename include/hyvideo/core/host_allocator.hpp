@@ -8,7 +8,8 @@
 // again, so keeping freed blocks of 1 MiB and up (exact size, rounded up to 64 KiB) and handing them
 // out again removes that cost. The cache holds at most host_cache_limit() bytes (default 256 MiB, or
 // HYVIDEO_HOST_CACHE_MB from the environment; 0 turns it off); a freed block that does not fit is
-// returned to the system.
+// returned to the system. A HostCacheScope raises the bound where the same sizes come back many times
+// (the denoising loop), unless the environment fixed it.
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
@@ -29,16 +30,24 @@ struct Cache {
     std::mutex mutex;
     std::multimap<std::size_t, void*> free_blocks;  // rounded size -> block
     std::size_t cached_bytes = 0;
-    std::atomic<std::size_t> limit{default_limit()};
+    // Whether the environment or set_host_cache_limit chose the bound (a HostCacheScope leaves it then).
+    std::atomic<bool> limit_chosen{environment_limit() != nullptr};
+    std::atomic<std::size_t> limit{environment_limit() ? *environment_limit() : std::size_t{256} << 20};
 
-    // HYVIDEO_HOST_CACHE_MB in the environment, else 256 MiB.
-    static std::size_t default_limit() {
-        if (const char* env = std::getenv("HYVIDEO_HOST_CACHE_MB")) {
+    void set_limit(std::size_t bytes) {
+        limit.store(bytes);
+        shrink_to(bytes);
+    }
+
+    // HYVIDEO_HOST_CACHE_MB in the environment, if it is a number.
+    static const std::size_t* environment_limit() {
+        static const std::size_t value = [] {
+            const char* env = std::getenv("HYVIDEO_HOST_CACHE_MB");
             char* end = nullptr;
-            const unsigned long long mb = std::strtoull(env, &end, 10);
-            if (end != env && *end == '\0') return static_cast<std::size_t>(mb) << 20;
-        }
-        return std::size_t{256} << 20;
+            const unsigned long long mb = env ? std::strtoull(env, &end, 10) : 0;
+            return env && end != env && *end == '\0' ? static_cast<std::size_t>(mb) << 20 : ~std::size_t{0};
+        }();
+        return value == ~std::size_t{0} ? nullptr : &value;
     }
 
     // Returns the blocks above `bytes` to the system.
@@ -80,11 +89,12 @@ inline void release(void* p, std::size_t rounded) {
 
 }  // namespace host_allocator_detail
 
-// The most bytes of freed blocks kept for reuse, process-wide; lowering it frees the excess now.
+// The most bytes of freed blocks kept for reuse, process-wide; lowering it frees the excess now. A bound
+// set here (or by HYVIDEO_HOST_CACHE_MB) is kept by every HostCacheScope.
 inline std::size_t host_cache_limit() { return host_allocator_detail::cache().limit.load(); }
 inline void set_host_cache_limit(std::size_t bytes) {
-    host_allocator_detail::cache().limit.store(bytes);
-    host_allocator_detail::cache().shrink_to(bytes);
+    host_allocator_detail::cache().limit_chosen.store(true);
+    host_allocator_detail::cache().set_limit(bytes);
 }
 // Bytes held by the cache now (not in use by any tensor).
 inline std::size_t host_cache_bytes() {
@@ -94,6 +104,29 @@ inline std::size_t host_cache_bytes() {
 }
 // Returns every cached block to the system.
 inline void release_host_cache() { host_allocator_detail::cache().shrink_to(0); }
+
+// Raises the cache's bound to at least `bytes` while it lives, unless HYVIDEO_HOST_CACHE_MB or
+// set_host_cache_limit chose the bound, and then restores it, returning what the cache holds above it to the system. For loops that
+// allocate the same large sizes over and over: the denoising loop holds one (pipelines/
+// hunyuan_video_pipeline.hpp), because at the real size a DiT block's forward frees about 1 GB of
+// activations, far above the default bound, which the next block then faults in afresh.
+class HostCacheScope {
+public:
+    explicit HostCacheScope(std::size_t bytes) : saved_(host_cache_limit()) {
+        auto& c = host_allocator_detail::cache();
+        raised_ = !c.limit_chosen.load() && saved_ < bytes;
+        if (raised_) c.set_limit(bytes);
+    }
+    ~HostCacheScope() {
+        if (raised_) host_allocator_detail::cache().set_limit(saved_);
+    }
+    HostCacheScope(const HostCacheScope&) = delete;
+    HostCacheScope& operator=(const HostCacheScope&) = delete;
+
+private:
+    std::size_t saved_;
+    bool raised_ = false;
+};
 
 // nbytes of uninitialised, 64-byte aligned host memory, freed (or cached) when the last owner lets go.
 inline std::shared_ptr<std::byte> allocate_host(std::size_t nbytes) {

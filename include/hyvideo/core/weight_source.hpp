@@ -29,6 +29,12 @@ struct WeightSource {
     // diffusers fusion, an fp8 dequantisation) answer from what they stored, so checking a whole
     // checkpoint against a model reads no weight.
     virtual Shape shape(const std::string& name) const { return get(name).shape(); }
+    // Drops the pages of the source's memory-mapped files from this process's resident memory. They
+    // stay in the OS page cache, and a later read of any tensor, views already handed out included,
+    // faults them back in with the same bytes (the mappings are private and read-only). A model that
+    // streams its weights calls it after each streamed block, so the mapped checkpoint never becomes
+    // resident as a whole. Sources that map nothing ignore it.
+    virtual void release_pages() const {}
 
 protected:
     // Sources are used through references to this interface; copying or assigning through the
@@ -52,6 +58,7 @@ public:
     // Looked up under the full name, so a missing weight is reported as the file spells it.
     Tensor get(const std::string& name) const override { return inner_->get(prefix_ + name); }
     Shape shape(const std::string& name) const override { return inner_->shape(prefix_ + name); }
+    void release_pages() const override { inner_->release_pages(); }
     std::vector<std::string> names() const override {
         std::vector<std::string> out;
         for (auto& n : inner_->names())

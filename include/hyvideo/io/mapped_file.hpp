@@ -202,6 +202,13 @@ public:
     std::size_t size() const { return size_; }
     const std::filesystem::path& path() const { return path_; }
 
+    // Unmaps the file's pages from this process (WeightSource::release_pages): a private read-only
+    // mapping refaults them from the page cache, unchanged, when they are read again. Advice only; a
+    // kernel that refuses it changes nothing.
+    void release_pages() const {
+        if (size_ > 0) ::madvise(const_cast<void*>(addr_), size_, MADV_DONTNEED);
+    }
+
     // Whether a read found the file shorter than when it was mapped (the pages past its end read as zeros).
     bool truncated() const {
         return slot_ >= 0 && detail::mapping_slots[static_cast<std::size_t>(slot_)].truncated.load(std::memory_order_acquire);

@@ -78,6 +78,7 @@ public:
 
     const std::filesystem::path& path() const { return archive_->path(); }
     const ZipArchive& archive() const { return *archive_; }
+    void release_pages() const override { archive_->mapping()->release_pages(); }
     const std::string& root() const { return root_; }
 
     std::vector<std::string> names() const override {

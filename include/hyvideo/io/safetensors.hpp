@@ -76,6 +76,7 @@ public:
     }
 
     const std::filesystem::path& path() const { return path_; }
+    void release_pages() const override { mapping_->release_pages(); }
     const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
     std::vector<std::string> names() const override {

@@ -122,6 +122,9 @@ public:
         return out;
     }
     const std::vector<std::shared_ptr<const SafetensorsFile>>& shards() const { return shards_; }
+    void release_pages() const override {
+        for (const auto& f : shards_) f->release_pages();
+    }
     // How errors name the whole: the index, or the single file.
     std::string description() const { return index_ ? index_->string() : shards_.front()->path().string(); }
 

@@ -133,8 +133,10 @@ struct HYVideoDiffusionTransformer {
     // compute dtype, and released after it. The blocks' weights (99.6 % of the 13B model) therefore
     // stay in the source as stored (a mapped checkpoint: bf16, or fp8 dequantised block by block) and
     // a forward holds one block's converted weights at a time, where load_weights would hold all of
-    // them (13B in f32: 51 GB). Checks the whole source strictly first, reading no weight. The source
-    // must be shared (Checkpoint::shared_weights()) because the model keeps reading it.
+    // them (13B in f32: 51 GB). After each block the source's mapped pages are released from the
+    // process (WeightSource::release_pages; they stay in the page cache), so the mapped file does not
+    // become resident as a whole either. Checks the whole source strictly first, reading no weight. The
+    // source must be shared (Checkpoint::shared_weights()) because the model keeps reading it.
     void load_streamed(std::shared_ptr<const WeightSource> source, const std::string& prefix = "",
                        DType matmul = DType::f32) {
         HYVIDEO_CHECK(source, "load_streamed: no weight source");
@@ -218,6 +220,7 @@ struct HYVideoDiffusionTransformer {
             if (streamed) {
                 const DoubleBlock blk = stream_in(double_blocks[i], "double_blocks." + std::to_string(i) + ".");
                 std::tie(s.img, s.txt) = blk.forward(s.img, s.txt, s.ctx);
+                streamed->source->release_pages();
             } else {
                 std::tie(s.img, s.txt) = double_blocks[i].forward(s.img, s.txt, s.ctx);
             }
@@ -228,9 +231,14 @@ struct HYVideoDiffusionTransformer {
     void run_single_blocks(ForwardState& s) const {
         const std::int64_t Li = s.img.size(1), L = Li + s.txt.size(1);
         Tensor x = B::cat({s.img, s.txt}, 1);
-        for (std::size_t i = 0; i < single_blocks.size(); ++i)
-            x = streamed ? stream_in(single_blocks[i], "single_blocks." + std::to_string(i) + ".").forward(x, s.ctx)
-                         : single_blocks[i].forward(x, s.ctx);
+        for (std::size_t i = 0; i < single_blocks.size(); ++i) {
+            if (streamed) {
+                x = stream_in(single_blocks[i], "single_blocks." + std::to_string(i) + ".").forward(x, s.ctx);
+                streamed->source->release_pages();
+            } else {
+                x = single_blocks[i].forward(x, s.ctx);
+            }
+        }
         s.img = x.slice(1, 0, Li);
         s.txt = x.slice(1, Li, L);
     }

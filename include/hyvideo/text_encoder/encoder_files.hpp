@@ -140,6 +140,7 @@ public:
     }
     DType fp8_dtype() const { return fp8_dtype_; }
     const ShardedSafetensors& files() const { return *files_; }
+    void release_pages() const override { files_->release_pages(); }
 
 private:
     const Entry& entry(const std::string& name) const {

@@ -176,7 +176,12 @@ struct LlamaModel {
         if (observe) observe(0, h);
         for (std::int64_t i = 0; i < index; ++i) {
             const auto& layer = layers[static_cast<std::size_t>(i)];
-            h = streamed ? stream_in(layer, i).forward(h, rope, mask) : layer.forward(h, rope, mask);
+            if (streamed) {
+                h = stream_in(layer, i).forward(h, rope, mask);
+                streamed->source->release_pages();  // the mapped file never becomes resident as a whole
+            } else {
+                h = layer.forward(h, rope, mask);
+            }
             if (i + 1 == L) h = norm.forward(h);
             if (observe) observe(i + 1, h);
         }
