@@ -148,6 +148,37 @@ TEST_CASE("forward: text lengths known on the host give the same velocity as the
     CHECK_THROWS_WITH_AS(model.forward(in), doctest::Contains("text_mask[0, 2] is 1: the mask must be 0/1 and mark a prefix"), Error);
 }
 
+namespace {
+// VarlenAttention under another name: the same masking, but the model does not recognise it, so its
+// blocks run on every text token, padding included (the official computation).
+struct VarlenEveryToken : VarlenAttention {};
+}  // namespace
+
+TEST_CASE("forward: the blocks skip the text padding, and the velocity is the one with every token") {
+    HYVideoDiffusionTransformer<cpu> model(tiny_config());
+    HYVideoDiffusionTransformer<cpu, HunyuanVideoParts::with_attention<VarlenEveryToken>> every(tiny_config());
+    init_weights(model, 5);
+    init_weights(every, 5);
+    // Two samples with 2 and 4 of 5 text tokens valid: the blocks see 4 text tokens.
+    DiTInputs in;
+    in.x = random_tensor({2, 16, 2, 4, 6}, 11);
+    in.t = Tensor::full({2}, 500.0f);
+    in.text_states = random_tensor({2, 5, 32}, 12);
+    in.text_mask = Tensor::from_vector<std::int64_t>({2, 5}, {1, 1, 0, 0, 0, 1, 1, 1, 1, 0});
+    in.text_states_2 = random_tensor({2, 24}, 13);
+    in.guidance = Tensor::full({2}, 6000.0f);
+    const RopeTables rope = model.rope_tables(in.x.shape());
+    CHECK(model.embed(in, rope).txt.size(1) == 4);
+    CHECK(every.embed(in, rope).txt.size(1) == 5);
+    const Tensor a = model.forward(in), b = every.forward(in);
+    CHECK(a.shape() == b.shape());
+    CHECK(rel_l2(a, b) < 1e-6);
+    // Batch 1, all but one token padding.
+    const DiTInputs one = tiny_inputs(1);
+    CHECK(model.embed(one, model.rope_tables(one.x.shape())).txt.size(1) == 1);
+    CHECK(rel_l2(model.forward(one), every.forward(one)) < 1e-6);
+}
+
 // docs/architecture.md#variants shows this alias; keep the two the same.
 using DocsVariant = HYVideoDiffusionTransformer<cpu, HunyuanVideoParts::with_positional_embedding<NoPositionalEmbedding>
                                                          ::with_qk_norm<LayerNormQK>
