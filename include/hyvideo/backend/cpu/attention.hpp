@@ -358,19 +358,58 @@ HYVIDEO_ATTENTION_INLINE void rescale_rows(float* o_t, std::int64_t rows, const 
         for (std::int64_t i = 0; i < kQueryTile; ++i) o_t[d * kQueryTile + i] *= r[i];
 }
 
+// A job's rows of q, k and v: token i of its (sample, head) at q + i·q_row, and so on.
+struct JobRows {
+    const float *q, *k, *v;
+    std::int64_t q_row, k_row, v_row;
+    std::int64_t n_tiles;  // query tiles of the job
+};
+HYVIDEO_ATTENTION_INLINE JobRows job_rows(const Problem& p, const Job& job) {
+    const std::int64_t kv_head = job.head / p.kv_group;
+    return {p.q + job.batch * p.q_stride[0] + job.head * p.q_stride[2],
+            p.k + job.batch * p.k_stride[0] + kv_head * p.k_stride[2],
+            p.v + job.batch * p.v_stride[0] + kv_head * p.v_stride[2],
+            p.q_stride[1],
+            p.k_stride[1],
+            p.v_stride[1],
+            (job.queries.end - job.queries.begin + kQueryTile - 1) / kQueryTile};
+}
+
+// softmax_step for key tile j0 of the job against its query tile starting at q0: the causal
+// diagonal's lanes masked on a tile that straddles it.
+HYVIDEO_ATTENTION_INLINE void softmax_tile(const Job& job, std::int64_t j0, std::int64_t nk, std::int64_t q0,
+                                           const std::uint8_t* allowed, QueryTile& tile, Workspace& w) {
+    if (job.queries.causal && j0 + nk - 1 > q0)
+        softmax_step(w.s_t, nk, allowed, tile, w.rescale,
+                     [&](std::int64_t j) { return std::clamp<std::int64_t>(j0 + j - q0, 0, kQueryTile); });
+    else
+        softmax_step(w.s_t, nk, allowed, tile, w.rescale, [](std::int64_t) { return std::int64_t{0}; });
+}
+
+// The job's normalised outputs, o_t / row_sum, into out.
+HYVIDEO_ATTENTION_INLINE void write_out(const Problem& p, const Job& job, const Workspace& w, std::int64_t n_tiles) {
+    constexpr std::int64_t Q = kQueryTile;
+    const std::int64_t D = p.head_dim;
+    for (std::int64_t t = 0; t < n_tiles; ++t) {
+        const QueryTile& tile = w.tiles[t];
+        const std::int64_t q0 = job.queries.begin + t * Q, nq = std::min(Q, job.queries.end - q0);
+        float* out = p.out + ((job.batch * p.seq + q0) * p.heads + job.head) * D;
+        for (std::int64_t i = 0; i < nq; ++i) {
+            float* row = out + i * p.heads * D;
+            const float sum = tile.row_sum[i];
+            for (std::int64_t d = 0; d < D; ++d) row[d] = tile.o_t[d * Q + i] / sum;
+        }
+    }
+}
+
 // One job: up to kTilesPerJob query tiles of one (sample, head) against all the key tiles of
 // their range.
 template <class Isa>
 HYVIDEO_ATTENTION_INLINE void run_job(const Problem& p, const Job& job, Workspace& w) {
     constexpr std::int64_t Q = kQueryTile;
     const std::int64_t D = p.head_dim;
-    const float* q = p.q + job.batch * p.q_stride[0] + job.head * p.q_stride[2];
-    const std::int64_t kv_head = job.head / p.kv_group;
-    const float* k = p.k + job.batch * p.k_stride[0] + kv_head * p.k_stride[2];
-    const float* v = p.v + job.batch * p.v_stride[0] + kv_head * p.v_stride[2];
-    const std::int64_t q_row = p.q_stride[1], k_row = p.k_stride[1], v_row = p.v_stride[1];
+    const auto [q, k, v, q_row, k_row, v_row, n_tiles] = job_rows(p, job);
     const std::int64_t q_begin = job.queries.begin, q_end = job.queries.end;
-    const std::int64_t n_tiles = (q_end - q_begin + Q - 1) / Q;
 
     for (std::int64_t t = 0; t < n_tiles; ++t) {
         QueryTile& tile = w.tiles[t];
@@ -411,11 +450,7 @@ HYVIDEO_ATTENTION_INLINE void run_job(const Problem& p, const Job& job, Workspac
             if (job.queries.causal && j0 > q0 + Q - 1) continue;
             // Sᵀ = K·Qᵀ: A(j, d) = K[j][d].
             panel_product<typename Isa::scores, false>(nk, w.k_tile, D, 1, tile.q_t, D, w.s_t);
-            if (job.queries.causal && j0 + nk - 1 > q0)
-                softmax_step(w.s_t, nk, allowed, tile, w.rescale,
-                             [&](std::int64_t j) { return std::clamp<std::int64_t>(j0 + j - q0, 0, Q); });
-            else
-                softmax_step(w.s_t, nk, allowed, tile, w.rescale, [](std::int64_t) { return std::int64_t{0}; });
+            softmax_tile(job, j0, nk, q0, allowed, tile, w);
             rescale_rows(tile.o_t, D, w.rescale);
             if (p.round_bf16)
                 for (std::int64_t e = 0; e < nk * Q; ++e) w.s_t[e] = round_bf16(w.s_t[e]);
@@ -423,17 +458,7 @@ HYVIDEO_ATTENTION_INLINE void run_job(const Problem& p, const Job& job, Workspac
             panel_product<typename Isa::output, true>(D, w.v_tile, 1, D, w.s_t, nk, tile.o_t);
         }
     }
-
-    for (std::int64_t t = 0; t < n_tiles; ++t) {
-        const QueryTile& tile = w.tiles[t];
-        const std::int64_t q0 = q_begin + t * Q, nq = std::min(Q, q_end - q0);
-        float* out = p.out + ((job.batch * p.seq + q0) * p.heads + job.head) * D;
-        for (std::int64_t i = 0; i < nq; ++i) {
-            float* row = out + i * p.heads * D;
-            const float sum = tile.row_sum[i];
-            for (std::int64_t d = 0; d < D; ++d) row[d] = tile.o_t[d * Q + i] / sum;
-        }
-    }
+    write_out(p, job, w, n_tiles);
 }
 
 #undef HYVIDEO_ATTENTION_INLINE
@@ -472,13 +497,8 @@ __attribute__((target(HYVIDEO_BF16_TARGET))) inline void run_job_bf16(const Prob
     constexpr std::int64_t Q = kQueryTile;
     static_assert(Q == attention_bf16::kLanes);
     const std::int64_t D = p.head_dim, pairs = D / 2;  // D is even on this path
-    const float* q = p.q + job.batch * p.q_stride[0] + job.head * p.q_stride[2];
-    const std::int64_t kv_head = job.head / p.kv_group;
-    const float* k = p.k + job.batch * p.k_stride[0] + kv_head * p.k_stride[2];
-    const float* v = p.v + job.batch * p.v_stride[0] + kv_head * p.v_stride[2];
-    const std::int64_t q_row = p.q_stride[1], k_row = p.k_stride[1], v_row = p.v_stride[1];
+    const auto [q, k, v, q_row, k_row, v_row, n_tiles] = job_rows(p, job);
     const std::int64_t q_begin = job.queries.begin, q_end = job.queries.end;
-    const std::int64_t n_tiles = (q_end - q_begin + Q - 1) / Q;
     auto* k_bf16 = reinterpret_cast<std::uint16_t*>(w.k_tile);
     auto* v_pairs = reinterpret_cast<std::uint32_t*>(w.v_tile);
     auto* p_pairs = reinterpret_cast<std::uint32_t*>(w.s_t);
@@ -515,11 +535,7 @@ __attribute__((target(HYVIDEO_BF16_TARGET))) inline void run_job_bf16(const Prob
             // Sᵀ = K·Qᵀ·log2_scale: A(j, d-pair) = K[j][2d, 2d + 2).
             pair_product<false>(nk, reinterpret_cast<const std::uint32_t*>(k_bf16), pairs, 1,
                                 reinterpret_cast<const std::uint32_t*>(tile.q_t), pairs, w.s_t, p.log2_scale);
-            if (job.queries.causal && j0 + nk - 1 > q0)
-                softmax_step(w.s_t, nk, allowed, tile, w.rescale,
-                             [&](std::int64_t j) { return std::clamp<std::int64_t>(j0 + j - q0, 0, Q); });
-            else
-                softmax_step(w.s_t, nk, allowed, tile, w.rescale, [](std::int64_t) { return std::int64_t{0}; });
+            softmax_tile(job, j0, nk, q0, allowed, tile, w);
             rescale_rows(tile.o_t, D, w.rescale);
             for (std::int64_t jp = 0; jp < key_pairs; ++jp)
                 interleave_rows(w.s_t + 2 * jp * Q, 2 * jp + 1 < nk ? w.s_t + (2 * jp + 1) * Q : nullptr,
@@ -528,17 +544,7 @@ __attribute__((target(HYVIDEO_BF16_TARGET))) inline void run_job_bf16(const Prob
             pair_product<true>(D, v_pairs, 1, D, p_pairs, key_pairs, tile.o_t);
         }
     }
-
-    for (std::int64_t t = 0; t < n_tiles; ++t) {
-        const QueryTile& tile = w.tiles[t];
-        const std::int64_t q0 = q_begin + t * Q, nq = std::min(Q, q_end - q0);
-        float* out = p.out + ((job.batch * p.seq + q0) * p.heads + job.head) * D;
-        for (std::int64_t i = 0; i < nq; ++i) {
-            float* row = out + i * p.heads * D;
-            const float sum = tile.row_sum[i];
-            for (std::int64_t d = 0; d < D; ++d) row[d] = tile.o_t[d * Q + i] / sum;
-        }
-    }
+    write_out(p, job, w, n_tiles);
 }
 #undef HYVIDEO_BF16_TARGET
 #endif
