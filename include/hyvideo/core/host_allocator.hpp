@@ -106,10 +106,10 @@ inline std::size_t host_cache_bytes() {
 inline void release_host_cache() { host_allocator_detail::cache().shrink_to(0); }
 
 // Raises the cache's bound to at least `bytes` while it lives, unless HYVIDEO_HOST_CACHE_MB or
-// set_host_cache_limit chose the bound, and then restores it, returning what the cache holds above it to the system. For loops that
-// allocate the same large sizes over and over: the denoising loop holds one (pipelines/
-// hunyuan_video_pipeline.hpp), because at the real size a DiT block's forward frees about 1 GB of
-// activations, far above the default bound, which the next block then faults in afresh.
+// set_host_cache_limit chose the bound, and then restores it, returning what the cache holds above it
+// to the system. For loops that allocate the same large sizes over and over: the denoising loop holds
+// one (pipelines/hunyuan_video_pipeline.hpp), because at the real size a DiT block's forward frees
+// about 1 GB of activations, far above the default bound, which the next block then faults in afresh.
 class HostCacheScope {
 public:
     explicit HostCacheScope(std::size_t bytes) : saved_(host_cache_limit()) {

@@ -7,12 +7,12 @@
 //   vec = time_in(t) + vector_in(text_states_2) [+ guidance_in(guidance)]
 //   img = img_in(x);  txt = txt_in(text_states, t, text_mask)
 //   double blocks on (img, txt) -> single blocks on [img; txt] -> final_layer(img) -> unpatchify
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
-#include <algorithm>
 #include <type_traits>
 #include <vector>
 
