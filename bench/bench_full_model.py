@@ -15,7 +15,7 @@ run) under /usr/bin/time, and prints the time of each step, the sampling total, 
 reading, dequantising and converting the streamed blocks' weights, the VAE decode, and the peak RSS.
 
   python3 bench/bench_full_model.py [--steps 50] [--cache DIR] [--hyvideo build/bin/hyvideo] [--teacache T]
-                                    [--vae-precision f32|bf16]
+                                    [--vae-precision f32|bf16] [--prefetch none|next-block]
 
 Needs torch and safetensors (bench/ and tools/ may use Python; the library does not).
 """
@@ -86,6 +86,8 @@ def main():
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--teacache", type=float, default=None, help="run with --teacache THRESH")
     ap.add_argument("--vae-precision", choices=["f32", "bf16"], default="f32", help="the VAE's compute (generate's flag)")
+    ap.add_argument("--prefetch", choices=["none", "next-block"], default="none",
+                    help="how the streamed blocks are read (generate's flag)")
     args = ap.parse_args()
 
     dit = os.path.join(args.cache, "transformers", "mp_rank_00_model_states_fp8.pt")
@@ -108,7 +110,7 @@ def main():
            "--seed", "1", "-o", os.path.join(args.cache, "out.mp4")]
     if args.teacache is not None:
         cmd += ["--teacache", str(args.teacache)]
-    cmd += ["--vae-precision", args.vae_precision]
+    cmd += ["--vae-precision", args.vae_precision, "--prefetch", args.prefetch]
     t0 = time.time()
     r = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.time() - t0
@@ -117,16 +119,18 @@ def main():
         sys.exit(f"{' '.join(cmd)} failed:\n{out}")
     steps = [float(x) for x in re.findall(r"step \d+/\d+\s+t=\s*[0-9.]+\s+([0-9.]+) s/step", out)]
     sampled = re.search(r"sampled in ([0-9.]+) s, of which ([0-9.]+) s reading", out)
+    waiting = re.search(r"([0-9.]+) s waiting for them", out)
     decoded = re.search(r"decoded \d+ frames in ([0-9.]+) s", out)
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", out)
     cache = re.search(r"computed the blocks on (\d+) of (\d+) steps", out)
     print(f"HYVideo-T/2-cfgdistill (random weights, official fp8 .pt), 256x256x33, bf16 compute, blocks streamed, "
-          f"{args.steps} steps{'' if args.teacache is None else f', --teacache {args.teacache}'}")
+          f"{args.steps} steps{'' if args.teacache is None else f', --teacache {args.teacache}'}, --prefetch {args.prefetch}")
     print("  per step (s): " + " ".join(f"{s:.1f}" for s in steps))
     if sampled:
         total, reading = float(sampled.group(1)), float(sampled.group(2))
         print(f"  sampling {total:.1f} s ({total / max(len(steps), 1):.1f} s/step), of which reading and converting "
-              f"the streamed weights {reading:.1f} s ({100 * reading / total:.0f} %)")
+              f"the streamed weights {reading:.1f} s ({100 * reading / total:.0f} %)"
+              + ("" if not waiting else f" on a loader thread, waited for {float(waiting.group(1)):.1f} s"))
     if cache:
         print(f"  blocks computed on {cache.group(1)} of {cache.group(2)} steps")
     if decoded:

@@ -61,6 +61,7 @@ struct GenerateArgs {
     double fps = 24.0;
     std::string precision = "f32";
     std::string vae_precision = "f32";
+    std::string prefetch = "none";
     std::string backend = "cpu";
     std::string builtin_model = default_asset_dir("models/builtin");
     TextEncoderArgs text;
@@ -120,6 +121,11 @@ inline CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
     g->add_option("--vae-precision", a.vae_precision, "VAE compute: f32, or bf16 (bf16 convolution and projection "
                                                       "operands, f32 accumulation; the official run decodes in fp16)")
         ->check(CLI::IsMember({"f32", "bf16"}))
+        ->capture_default_str();
+    g->add_option("--prefetch", a.prefetch, "with --dit: none reads each transformer block when the forward "
+                                            "reaches it; next-block reads it on a loader thread while the block "
+                                            "before computes (two blocks' weights in memory; docs/performance.md)")
+        ->check(CLI::IsMember({"none", "next-block"}))
         ->capture_default_str();
     add_backend_option(g, a.backend);
     g->add_option("--builtin-model", a.builtin_model, "the learned built-in model's folder, used without --dit/--vae "
@@ -302,6 +308,8 @@ int run_generate_on(const GenerateArgs& a) {
                   "--dit-config and --vae-config describe weight files: give --dit and --vae too");
     HYVIDEO_CHECK(a.model.empty() || a.dit_config.empty(), "give --model or --dit-config, not both");
     HYVIDEO_CHECK(!builtin || a.model.empty(), "--model describes --dit weights: give --dit and --vae too");
+    HYVIDEO_CHECK(!builtin || a.prefetch == "none", "--prefetch ", a.prefetch,
+                  ": only --dit weights are streamed block by block; give --dit and --vae too");
     // Opening a checkpoint reads its headers (or a .pt's pickle), not its weights.
     // The learned built-in model is read as --dit/--vae/--dit-config/--vae-config would read its files.
     std::string dit_path = a.dit, vae_path = a.vae, dit_config = a.dit_config, vae_config = a.vae_config;
@@ -428,7 +436,8 @@ int run_generate_on(const GenerateArgs& a) {
     } else {
         // The DiT's blocks stay in the mapped file and are converted one at a time during each forward
         // (load_streamed), so memory is the file plus one block's weights in the compute dtype.
-        load_checkpoint_streamed(dit, *dit_file, a.precision == "bf16" ? DType::bf16 : DType::f32);
+        load_checkpoint_streamed(dit, *dit_file, a.precision == "bf16" ? DType::bf16 : DType::f32,
+                                 a.prefetch == "next-block" ? BlockPrefetch::next_block : BlockPrefetch::none);
         load_checkpoint(vae, *vae_file);
         fmt::print("model: DiT {} from {} ({}, {} parameters)\n",
                    !a.dit_config.empty() ? a.dit_config : !a.model.empty() ? a.model : "config from the weights", a.dit,
@@ -482,9 +491,13 @@ int run_generate_on(const GenerateArgs& a) {
     if (a.teacache) run_with(TeaCache(*a.teacache), "teacache");
     else if (a.fbcache) run_with(FirstBlockCache(*a.fbcache), "fbcache");
     else run_with(NoStepCache{}, nullptr);
-    if (dit.streamed)
-        fmt::print("sampled in {:.1f} s, of which {:.1f} s reading and converting the streamed blocks' weights\n",
-                   progress.elapsed(), dit.streamed->seconds_reading);
+    if (dit.streamed) {
+        fmt::print("sampled in {:.1f} s, of which {:.1f} s reading and converting the streamed blocks' weights",
+                   progress.elapsed(), dit.streamed->times.reading);
+        if (dit.streamed->prefetch == BlockPrefetch::next_block)
+            fmt::print(" on a loader thread, {:.1f} s waiting for them", dit.streamed->times.waiting);
+        fmt::print("\n");
+    }
 
     // ---- decoding and output -------------------------------------------------------------------
     const auto t0 = std::chrono::steady_clock::now();

@@ -26,8 +26,8 @@ namespace cuda_detail {
 // Device memory is cached by size: cudaMalloc and cudaFree synchronise the device and cost tens of
 // microseconds, and a denoising step allocates the same few hundred shapes every time. A block freed
 // by a tensor goes back to its size's list; when cudaMalloc fails the cache is emptied and it is tried
-// once more. Calls are synchronous (Thrust's par policy waits for each kernel), so a block returned to
-// the cache is no longer in use by the device.
+// once more. Calls are synchronous on their stream (Thrust's blocking par policy; the launches below
+// synchronise theirs), so a block returned to the cache is no longer in use on any stream.
 class DeviceCache {
 public:
     static DeviceCache& instance() {
@@ -71,6 +71,10 @@ private:
     std::multimap<std::size_t, void*> free_;
 };
 
+// The calling thread's stream (cuda::use_stream); nullptr is the legacy default stream.
+inline thread_local cuda::Stream current;
+inline cudaStream_t current_stream() { return static_cast<cudaStream_t>(current.handle.get()); }
+
 struct CudaSystem {
     static constexpr Device device = Device::cuda;
     static int index() {
@@ -78,14 +82,20 @@ struct CudaSystem {
         HYVIDEO_CUDA_CHECK(cudaGetDevice(&d));
         return d;
     }
-    static decltype(thrust::cuda::par) policy() { return thrust::cuda::par; }
+    // Thrust's blocking policy: each algorithm returns once the stream has run it.
+    static auto policy() { return thrust::cuda::par.on(current_stream()); }
     static std::shared_ptr<const void> allocate(std::size_t nbytes) { return DeviceCache::instance().allocate(nbytes); }
     static void copy_to_device(void* dst, const void* src, std::size_t n) {
-        HYVIDEO_CUDA_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice));
+        HYVIDEO_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, current_stream()));
+        HYVIDEO_CUDA_CHECK(cudaStreamSynchronize(current_stream()));
     }
     static void copy_to_host(void* dst, const void* src, std::size_t n) {
-        HYVIDEO_CUDA_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToHost));
+        HYVIDEO_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, current_stream()));
+        HYVIDEO_CUDA_CHECK(cudaStreamSynchronize(current_stream()));
     }
+    using Stream = cuda::Stream;
+    static Stream new_stream() { return cuda::new_stream(); }
+    static Stream use_stream(Stream s) { return cuda::use_stream(std::move(s)); }
     // Defined below, in terms of the struct cuda's own primitives.
     static Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
     static Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask, float scale,
@@ -184,23 +194,37 @@ void cuda::assign(const Tensor& dst, const Tensor& src) { Shared::assign(dst, sr
 Tensor cuda::clamp(const Tensor& x, float lo, float hi) { return Shared::clamp(x, lo, hi); }
 Tensor cuda::exp(const Tensor& x) { return Shared::exp(x); }
 
+cuda::Stream cuda::new_stream() {
+    cudaStream_t s = nullptr;
+    HYVIDEO_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    return Stream{std::shared_ptr<void>(s, [](void* p) { cudaStreamDestroy(static_cast<cudaStream_t>(p)); })};
+}
+cuda::Stream cuda::use_stream(Stream stream) {
+    Stream previous = std::move(cuda_detail::current);
+    cuda_detail::current = std::move(stream);
+    return previous;
+}
+
 // ---- the library and kernel primitives ---------------------------------------------------------------
 
 namespace cuda_detail {
 
-// One cuBLASLt handle and workspace per process, made on first use.
+// One cuBLASLt handle and workspace per host thread, made on first use: threads on different streams
+// must not share a workspace.
 struct LtContext {
     cublasLtHandle_t handle = nullptr;
     Tensor workspace;
+    LtContext() {
+        HYVIDEO_CUBLAS_CHECK(cublasLtCreate(&handle));
+        workspace = Shared::empty({static_cast<std::int64_t>(kLinearWorkspaceBytes)}, DType::u8);
+    }
+    ~LtContext() { cublasLtDestroy(handle); }  // at thread exit; an error then has no one to report to
+    LtContext(const LtContext&) = delete;
+    LtContext& operator=(const LtContext&) = delete;
 };
 inline LtContext& lt_context() {
-    static LtContext* c = [] {
-        auto* ctx = new LtContext;
-        HYVIDEO_CUBLAS_CHECK(cublasLtCreate(&ctx->handle));
-        ctx->workspace = Shared::empty({static_cast<std::int64_t>(kLinearWorkspaceBytes)}, DType::u8);
-        return ctx;
-    }();
-    return *c;
+    thread_local LtContext c;
+    return c;
 }
 
 template <class T>
@@ -228,11 +252,11 @@ Tensor CudaSystem::linear(const Tensor& x_in, const Tensor& w_in, const Tensor& 
     const std::size_t scratch_bytes = linear_scratch_bytes(w.dtype(), rows, in, out);
     const Tensor scratch = scratch_bytes ? Shared::empty({static_cast<std::int64_t>(scratch_bytes)}, DType::u8) : Tensor{};
     LtContext& lt = lt_context();
-    linear_cublaslt(lt.handle, nullptr, static_cast<const float*>(x.raw_data()), rows, in, in, w.raw_data(), w.dtype(),
+    linear_cublaslt(lt.handle, current_stream(), static_cast<const float*>(x.raw_data()), rows, in, in, w.raw_data(), w.dtype(),
                     b.defined() ? static_cast<const float*>(b.raw_data()) : nullptr, static_cast<float*>(y.raw_data()),
                     out, scratch_bytes ? scratch.raw_data() : nullptr, scratch_bytes, lt.workspace.raw_data(),
                     kLinearWorkspaceBytes);
-    HYVIDEO_CUDA_CHECK(cudaStreamSynchronize(nullptr));  // the scratch is released when this returns
+    HYVIDEO_CUDA_CHECK(cudaStreamSynchronize(current_stream()));  // the scratch is released when this returns
     return y;
 }
 
@@ -262,9 +286,9 @@ Tensor CudaSystem::attention(const Tensor& q_in, const Tensor& k_in, const Tenso
     const auto operand = [](const Tensor& t) {
         return AttentionOperand{static_cast<const float*>(t.raw_data()), t.stride(0), t.stride(1), t.stride(2)};
     };
-    flash_attention_f32(nullptr, operand(q), operand(k), operand(v), static_cast<float*>(out.raw_data()), Bn, S, H, Hkv,
+    flash_attention_f32(current_stream(), operand(q), operand(k), operand(v), static_cast<float*>(out.raw_data()), Bn, S, H, Hkv,
                         D, scale, dm, operands == DType::bf16);
-    HYVIDEO_CUDA_CHECK(cudaStreamSynchronize(nullptr));  // the mask arrays are released when this returns
+    HYVIDEO_CUDA_CHECK(cudaStreamSynchronize(current_stream()));  // the mask arrays are released when this returns
     return out;
 }
 
@@ -287,9 +311,9 @@ Tensor CudaSystem::conv3d(const Tensor& x, const Tensor& w_in, const Tensor& b, 
     if (y.numel() == 0) return y;
     const auto arr = [](const Shape& s) { return std::array<std::int64_t, 5>{s[0], s[1], s[2], s[3], s[4]}; };
     const auto f32 = [](const Tensor& t) { return t.defined() ? static_cast<const float*>(t.raw_data()) : nullptr; };
-    conv3d_direct(nullptr, f32(x), arr(x.shape()), arr(x.strides()), w.raw_data(), w.dtype(), arr(w.shape()), f32(bias),
+    conv3d_direct(current_stream(), f32(x), arr(x.shape()), arr(x.strides()), w.raw_data(), w.dtype(), arr(w.shape()), f32(bias),
                   spec, f32(in_scale), f32(in_shift), fusion.in_silu, f32(residual), static_cast<float*>(y.raw_data()));
-    HYVIDEO_CUDA_CHECK(cudaStreamSynchronize(nullptr));
+    HYVIDEO_CUDA_CHECK(cudaStreamSynchronize(current_stream()));
     return y;
 }
 

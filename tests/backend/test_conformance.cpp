@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <future>
 #include <limits>
 #include <numbers>
 #include <sstream>
@@ -1389,4 +1390,46 @@ TEST_CASE_TEMPLATE("conformance: assign writes into a view and nowhere else", B,
         view(src, src.t.permute({2, 1, 0}).slice(2, 1, 3)));
     run([](const Tensor& t) { return t.slice(0, 1, 2).slice(1, 2, 3); },
         Input{{1, 1, 4, 5}, std::vector<float>(20, 0.5f), B::full({1, 1, 4, 5}, 0.5f)});
+}
+
+// ==== streams ==========================================================================================
+
+TEST_CASE_TEMPLATE("conformance: a loader thread on its own stream hands over complete results", B,
+                   HYVIDEO_CONFORMANCE_BACKENDS) {
+    // What a streamed model's prefetch does (nn/streamed_blocks.hpp): another thread, on a stream of its
+    // own, converts the next weights while this thread computes on its stream; what it hands over is
+    // read here with no further ordering.
+    const I64 K = 96, N = 80;
+    const std::vector<float> w = uniform(N * K, 41), w_next = uniform(N * K, 42);
+    const Input x = input<B>({3, 5, K}, 43, -2.0f, 2.0f);
+    const typename B::Stream loader = B::new_stream();
+    for (int round = 0; round < 3; ++round) {
+        CAPTURE(round);
+        auto next = std::async(std::launch::async, [&] {
+            const StreamScope<B> on_loader(loader);
+            return B::weight(Tensor::from_vector({N, K}, w_next), DType::bf16);
+        });
+        const Tensor here = B::linear(x.t, f32_weight<B>({N, K}, w), Tensor{});
+        const Tensor handed = next.get();
+        CHECK(download_bits<B>(handed, DType::bf16, {N, K}) == to_bits(w_next, DType::bf16));
+        std::vector<float> rounded = w_next;
+        for (float& e : rounded) e = from_bits(to_bf16(e), DType::bf16);
+        const Sum ref_here = linear_ref(x, w, N, nullptr, false), ref_next = linear_ref(x, rounded, N, nullptr, true);
+        expect_close<B>(here, {3, 5, N}, ref_here.y, Tol{1e-6, 1e-5}, ref_here.mag);
+        expect_close<B>(B::linear(x.t, handed, Tensor{}), {3, 5, N}, ref_next.y, Tol{1e-6, 1e-4}, ref_next.mag);
+    }
+    // This thread on the loader's stream, then back: every primitive follows the thread's stream.
+    {
+        const StreamScope<B> on_loader(loader);
+        expect_exact<B>(B::add(x.t, x.t), x.shape, [&] {
+            std::vector<float> r;
+            for (float e : x.v) r.push_back(e + e);
+            return r;
+        }());
+    }
+    expect_exact<B>(B::scale(x.t, 2.0f), x.shape, [&] {
+        std::vector<float> r;
+        for (float e : x.v) r.push_back(2.0f * e);
+        return r;
+    }());
 }

@@ -450,7 +450,8 @@ TEST_CASE("checkpoints: streamed blocks give the loaded model's outputs bit for 
             REQUIRE(streamed.streamed);
             const Tensor a = loaded.forward(in), b = streamed.forward(in);
             CHECK(same_bytes(a, b));
-            CHECK(streamed.streamed->seconds_reading > 0);
+            CHECK(streamed.streamed->times.reading > 0);
+            CHECK(streamed.streamed->times.waiting == streamed.streamed->times.reading);  // read in turn
             // The staged forward's TeaCache signal reads the first block's img_mod from the stream alike.
             const RopeTables rope = loaded.rope_tables(in.x.shape());
             CHECK(same_bytes(loaded.first_block_modulated_input(loaded.embed(in, rope)),
@@ -512,6 +513,58 @@ TEST_CASE("checkpoints: a streamed forward releases the mapped pages after every
     CHECK(same_bytes(loaded.forward(in), streamed.forward(in)));
     CHECK(counting->released == cfg.mm_double_blocks_depth + cfg.mm_single_blocks_depth);
     CHECK(same_bytes(loaded.forward(in), streamed.forward(in)));  // and again, from the released file
+}
+
+namespace {
+// A source whose tensors under `failing` cannot be read.
+struct FailingSource final : WeightSource {
+    FailingSource(std::shared_ptr<const WeightSource> s, std::string f) : inner(std::move(s)), failing(std::move(f)) {}
+    bool contains(const std::string& n) const override { return inner->contains(n); }
+    Tensor get(const std::string& n) const override {
+        if (n.starts_with(failing)) throw Error("cannot read '" + n + "': the disk is gone");
+        return inner->get(n);
+    }
+    std::vector<std::string> names() const override { return inner->names(); }
+    Shape shape(const std::string& n) const override { return inner->shape(n); }
+    std::shared_ptr<const WeightSource> inner;
+    std::string failing;
+};
+}  // namespace
+
+TEST_CASE("checkpoints: blocks read one ahead on a loader thread give the same outputs, and its errors reach the caller") {
+    const golden::Fixture& f = dit_fixture();
+    const HYVideoConfig cfg = HYVideoConfig::from_json(f.config());
+    const DiTInputs in = golden::dit_inputs<cpu>(f, f.input("x"), f.input("t"), f.input("guidance"));
+    const Checkpoint c = Checkpoint::open(kOfficialDit, kind(ModelKind::dit));
+    const auto counting = std::make_shared<CountingSource>(c.shared_weights());
+    HYVideoDiffusionTransformer<cpu> in_turn(cfg), ahead(cfg);
+    for (DType matmul : {DType::f32, DType::bf16}) {
+        CAPTURE(dtype_name(matmul));
+        in_turn.load_streamed(c.shared_weights(), "", matmul);
+        ahead.load_streamed(counting, "", matmul, BlockPrefetch::next_block);
+        counting->released = 0;
+        const Tensor want = in_turn.forward(in);
+        CHECK(same_bytes(want, ahead.forward(in)));
+        CHECK(counting->released == cfg.mm_double_blocks_depth + cfg.mm_single_blocks_depth);
+        // The forward in stages, as a step cache runs it: a part of the double blocks at a time.
+        auto s = ahead.embed(in, ahead.rope_tables(in.x.shape()));
+        ahead.run_double_blocks(s, 0, 1);
+        ahead.run_double_blocks(s, 1, ahead.double_blocks.size());
+        ahead.run_single_blocks(s);
+        CHECK(same_bytes(want, ahead.output(s)));
+        CHECK(ahead.streamed->times.reading > 0);
+        CHECK(ahead.streamed->times.waiting >= 0);
+    }
+    // A block that cannot be read, first or later: the forward throws its error, no loader is left.
+    for (const std::string failing : {"double_blocks.0.", "double_blocks.1.", "single_blocks.1."}) {
+        CAPTURE(failing);
+        HYVideoDiffusionTransformer<cpu> broken(cfg);
+        broken.load_streamed(std::make_shared<FailingSource>(c.shared_weights(), failing), "", DType::f32,
+                             BlockPrefetch::next_block);
+        CHECK_THROWS_WITH_AS(broken.forward(in), doctest::Contains("the disk is gone"), Error);
+        broken.streamed->prefetch = BlockPrefetch::none;  // the same error read in turn
+        CHECK_THROWS_WITH_AS(broken.forward(in), doctest::Contains(failing.c_str()), Error);
+    }
 }
 
 TEST_CASE("checkpoints: the official VAE .pt (under state_dict, names prefixed vae.) reproduces vae_tiny") {

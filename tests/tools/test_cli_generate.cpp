@@ -255,6 +255,15 @@ TEST_CASE("generate: --dit takes every checkpoint layout and the configuration t
     CHECK(frames["comfyui"] == frames["official"]);
     // fp8 runs the quantised weights (close to, but not, the bf16 ones).
     CHECK(frames["fp8"] != frames["official"]);
+    // Blocks read one ahead on a loader thread: the same video.
+    {
+        const Run r = run_cli(common + " --dit " + layouts.back().dit + with_config + " --prefetch next-block" +
+                              " --frames-dir " + (s / "fp8_prefetch") + " -o " + (s / "fp8_prefetch.mp4"));
+        INFO(r.output);
+        REQUIRE(r.status == 0);
+        CHECK(r.output.find("on a loader thread") != std::string::npos);
+        CHECK(frames_in(s.dir / "fp8_prefetch") == frames["fp8"]);
+    }
 
     // Without a config the RoPE split of this custom head size is unknown: said, not guessed silently.
     const Run r = run_cli(common + " --dit " + official + " -o " + (s / "no_config.mp4"));

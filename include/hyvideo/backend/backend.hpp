@@ -6,6 +6,7 @@
 // (hyvideo::cuda, a later backend). A backend adds a primitive by providing it here and in every
 // backend; components never loop over raw memory.
 #include <concepts>
+#include <utility>
 
 #include "hyvideo/backend/attention_mask.hpp"
 #include "hyvideo/backend/rope_layout.hpp"
@@ -112,6 +113,31 @@ concept Backend = requires(const Tensor& t, const Shape& s, float f, std::int64_
     { B::assign(t, t) } -> std::same_as<void>;      // write into a view: f32 dst and src of one shape, any strides
     { B::clamp(t, f, f) } -> std::same_as<Tensor>;  // min(max(x, lo), hi) with lo <= hi, NaN kept
     { B::exp(t) } -> std::same_as<Tensor>;
+    // streams
+    // Each thread queues its calls on its current stream, the backend's default stream until use_stream
+    // selects another; work queued on different streams may overlap on the device (a copy engine
+    // uploading the next block's weights while the compute engine runs this one). Every primitive above
+    // returns when its result is complete, so a tensor made on one stream may be handed to another
+    // thread and read on that thread's stream with no event between them. Stream is a copyable handle;
+    // a default-constructed one names the default stream. On a backend that computes on the calling
+    // thread (cpu, thrust-omp) a stream is only a name and the overlap comes from the threads.
+    { B::new_stream() } -> std::same_as<typename B::Stream>;
+    // selects the calling thread's stream and returns the one it replaces (StreamScope below restores it)
+    { B::use_stream(B::new_stream()) } -> std::same_as<typename B::Stream>;
+};
+
+// The calling thread queues its backend calls on `stream` while the scope lives, then on the stream it
+// used before.
+template <Backend B>
+class StreamScope {
+public:
+    explicit StreamScope(typename B::Stream stream) : previous_(B::use_stream(std::move(stream))) {}
+    ~StreamScope() { B::use_stream(std::move(previous_)); }
+    StreamScope(const StreamScope&) = delete;
+    StreamScope& operator=(const StreamScope&) = delete;
+
+private:
+    typename B::Stream previous_;
 };
 
 }  // namespace hyvideo

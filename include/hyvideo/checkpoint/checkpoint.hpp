@@ -76,6 +76,7 @@
 #include "hyvideo/io/sharded_safetensors.hpp"
 #include "hyvideo/models/config_from_weights.hpp"
 #include "hyvideo/nn/module.hpp"
+#include "hyvideo/nn/streamed_blocks.hpp"
 #include "hyvideo/vae/config_from_weights.hpp"
 
 namespace hyvideo {
@@ -707,19 +708,21 @@ Checkpoint load_checkpoint(M& model, const std::filesystem::path& path, ModelKin
 // load_streamed): checked strictly without reading a weight, everything but the blocks loaded now, and
 // each block read from the mapped files, dequantised (fp8) and converted to `matmul`/f32 when the
 // forward reaches it. Peak memory is the mapped files plus one block's converted weights. The model
-// keeps the checkpoint's files open. What `hyvideo generate --dit` calls.
+// keeps the checkpoint's files open. `prefetch` next_block reads each block on a loader thread while
+// the one before computes. What `hyvideo generate --dit` calls.
 template <class DiT>
-void load_checkpoint_streamed(DiT& model, const Checkpoint& c, DType matmul = DType::f32) {
-    detail::with_checkpoint_context(c, [&] { model.load_streamed(c.shared_weights(), "", matmul); });
+void load_checkpoint_streamed(DiT& model, const Checkpoint& c, DType matmul = DType::f32,
+                              BlockPrefetch prefetch = BlockPrefetch::none) {
+    detail::with_checkpoint_context(c, [&] { model.load_streamed(c.shared_weights(), "", matmul, prefetch); });
 }
 
 // The same from a path; returns the opened checkpoint.
 template <class DiT>
 Checkpoint load_checkpoint_streamed(DiT& model, const std::filesystem::path& path, CheckpointOptions options = {},
-                                    DType matmul = DType::f32) {
+                                    DType matmul = DType::f32, BlockPrefetch prefetch = BlockPrefetch::none) {
     options.kind = ModelKind::dit;
     Checkpoint c = Checkpoint::open(path, options);
-    load_checkpoint_streamed(model, c, matmul);
+    load_checkpoint_streamed(model, c, matmul, prefetch);
     return c;
 }
 

@@ -9,7 +9,6 @@
 //   double blocks on (img, txt) -> single blocks on [img; txt] -> final_layer(img) -> unpatchify
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,6 +23,7 @@
 #include "hyvideo/models/text_projection.hpp"
 #include "hyvideo/models/token_refiner.hpp"
 #include "hyvideo/nn/mlp_embedder.hpp"
+#include "hyvideo/nn/streamed_blocks.hpp"
 #include "hyvideo/nn/patch_embed.hpp"
 #include "hyvideo/nn/timestep_embedder.hpp"
 
@@ -82,15 +82,16 @@ struct HYVideoDiffusionTransformer {
     std::vector<SingleBlock> single_blocks;
     FinalLayer<B> final_layer;
 
-    // Where the blocks' weights are read from while they are streamed (load_streamed).
+    // Where the blocks' weights are read from while they are streamed (load_streamed), and how.
     struct StreamedWeights {
         std::shared_ptr<const WeightSource> source;
         std::string prefix;
         DType matmul = DType::f32;  // what set_matmul_dtype sets for the held weights
-        // Wall time spent reading, dequantising and converting the blocks' weights, summed over every
-        // forward since load_streamed (a statistic: forwards that run at the same time add to it
-        // unsynchronised).
-        mutable double seconds_reading = 0;
+        BlockPrefetch prefetch = BlockPrefetch::none;  // may be changed between forwards
+        typename B::Stream loader_stream{};            // the prefetching loader's backend stream
+        // Reading and waiting time summed over every forward since load_streamed (a statistic: forwards
+        // that run at the same time add to it unsynchronised).
+        mutable StreamedTimes times;
     };
     std::optional<StreamedWeights> streamed;
     // The blocks' attention operands (B::attention): bf16 once the matrices are bf16 (set_matmul_dtype,
@@ -137,9 +138,11 @@ struct HYVideoDiffusionTransformer {
     // them (13B in f32: 51 GB). After each block the source's mapped pages are released from the
     // process (WeightSource::release_pages; they stay in the page cache), so the mapped file does not
     // become resident as a whole either. Checks the whole source strictly first, reading no weight. The
-    // source must be shared (Checkpoint::shared_weights()) because the model keeps reading it.
+    // source must be shared (Checkpoint::shared_weights()) because the model keeps reading it. With
+    // BlockPrefetch::next_block the next block is read on a loader thread while the current one
+    // computes (nn/streamed_blocks.hpp): the same results, two blocks' weights in memory at a time.
     void load_streamed(std::shared_ptr<const WeightSource> source, const std::string& prefix = "",
-                       DType matmul = DType::f32) {
+                       DType matmul = DType::f32, BlockPrefetch prefetch = BlockPrefetch::none) {
         HYVIDEO_CHECK(source, "load_streamed: no weight source");
         check_weights_strict(*this, *source, prefix);
         const std::string dbl = prefix + "double_blocks.", sgl = prefix + "single_blocks.";
@@ -149,7 +152,7 @@ struct HYVideoDiffusionTransformer {
         // Drop any weights the blocks held from an earlier load.
         for (auto& blk : double_blocks) blk.parameters("", [](const std::string&, const Shape&, Tensor& slot) { slot = {}; });
         for (auto& blk : single_blocks) blk.parameters("", [](const std::string&, const Shape&, Tensor& slot) { slot = {}; });
-        streamed = StreamedWeights{std::move(source), prefix, matmul};
+        streamed = StreamedWeights{std::move(source), prefix, matmul, prefetch, B::new_stream(), {}};
         module_detail::note_matmul_dtype(*this, matmul);
     }
 
@@ -228,29 +231,23 @@ struct HYVideoDiffusionTransformer {
 
     // Double blocks [begin, end) on (img, txt).
     void run_double_blocks(ForwardState& s, std::size_t begin, std::size_t end) const {
-        for (std::size_t i = begin; i < end && i < double_blocks.size(); ++i) {
-            if (streamed) {
-                const DoubleBlock blk = stream_in(double_blocks[i], "double_blocks." + std::to_string(i) + ".");
-                std::tie(s.img, s.txt) = blk.forward(s.img, s.txt, s.ctx);
-                streamed->source->release_pages();
-            } else {
-                std::tie(s.img, s.txt) = double_blocks[i].forward(s.img, s.txt, s.ctx);
-            }
-        }
+        end = std::min(end, double_blocks.size());
+        const auto run = [&](const DoubleBlock& blk) { std::tie(s.img, s.txt) = blk.forward(s.img, s.txt, s.ctx); };
+        if (streamed)
+            run_streamed(double_blocks, "double_blocks.", begin, end, run);
+        else
+            for (std::size_t i = begin; i < end; ++i) run(double_blocks[i]);
     }
 
     // Every single block on [img; txt], split back into img and txt.
     void run_single_blocks(ForwardState& s) const {
         const std::int64_t Li = s.img.size(1), L = Li + s.txt.size(1);
         Tensor x = B::cat({s.img, s.txt}, 1);
-        for (std::size_t i = 0; i < single_blocks.size(); ++i) {
-            if (streamed) {
-                x = stream_in(single_blocks[i], "single_blocks." + std::to_string(i) + ".").forward(x, s.ctx);
-                streamed->source->release_pages();
-            } else {
-                x = single_blocks[i].forward(x, s.ctx);
-            }
-        }
+        const auto run = [&](const SingleBlock& blk) { x = blk.forward(x, s.ctx); };
+        if (streamed)
+            run_streamed(single_blocks, "single_blocks.", 0, single_blocks.size(), run);
+        else
+            for (const SingleBlock& blk : single_blocks) run(blk);
         s.img = x.slice(1, 0, Li);
         s.txt = x.slice(1, Li, L);
     }
@@ -283,11 +280,20 @@ private:
     // from the stream under `name` ("double_blocks.3.").
     template <class Module>
     Module stream_in(const Module& structure, const std::string& name) const {
-        const auto t0 = std::chrono::steady_clock::now();
         Module blk = structure;
         load_weights(blk, *streamed->source, streamed->prefix + name, streamed->matmul);
-        streamed->seconds_reading += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         return blk;
+    }
+
+    // run(block) for blocks [begin, end) of `blocks`, each streamed in under `kind` + index (the
+    // prefetch, the timing and the page release: nn/streamed_blocks.hpp).
+    template <class Block, class Run>
+    void run_streamed(const std::vector<Block>& blocks, const std::string& kind, std::size_t begin, std::size_t end,
+                      Run&& run) const {
+        run_streamed_blocks<B>(
+            begin, end, streamed->prefetch, streamed->loader_stream, streamed->times,
+            [&](std::size_t i) { return stream_in(blocks[i], kind + std::to_string(i) + "."); }, run,
+            [&] { streamed->source->release_pages(); });
     }
 
     // Checked before any member is built, so a mismatch allocates nothing.

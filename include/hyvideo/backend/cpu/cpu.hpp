@@ -123,6 +123,12 @@ struct cpu {
     static void assign(const Tensor& dst, const Tensor& src) { cpu_detail::assign(dst, src); }
     static Tensor clamp(const Tensor& x, float lo, float hi) { return cpu_detail::clamp(x, lo, hi); }
     static Tensor exp(const Tensor& x) { return cpu_detail::exp(x); }
+
+    // Work runs on the calling thread (its loops on that thread's OpenMP team), so a stream is only a
+    // name: two threads overlap by being two threads.
+    struct Stream {};
+    static Stream new_stream() { return {}; }
+    static Stream use_stream(Stream) { return {}; }
 };
 
 static_assert(Backend<cpu>);

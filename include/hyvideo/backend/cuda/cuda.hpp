@@ -7,9 +7,12 @@
 // Thrust kernels it shares with thrust-omp (backend/thrust/thrust_backend.hpp), so CI checks them on
 // machines without a GPU; matrix products go through cuBLASLt; attention is an online-softmax kernel of
 // our own (backend/cuda/flash_attention.cuh); conv3d a direct kernel (backend/cuda/conv3d_direct.cuh).
-// Tensors are device memory of the current CUDA device; calls are synchronous.
+// Tensors are device memory of the current CUDA device; calls are synchronous: each is queued on the
+// calling thread's stream (use_stream; the legacy default stream unless chosen) and returns once that
+// stream has finished it.
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -72,6 +75,14 @@ struct cuda {
     static void assign(const Tensor& dst, const Tensor& src);
     static Tensor clamp(const Tensor& x, float lo, float hi);
     static Tensor exp(const Tensor& x);
+
+    // A cudaStream_t made non-blocking (it does not wait for the legacy default stream, so work on it
+    // overlaps the default stream's); an empty handle is the default stream. Owned by its copies.
+    struct Stream {
+        std::shared_ptr<void> handle;
+    };
+    static Stream new_stream();
+    static Stream use_stream(Stream stream);
 };
 
 static_assert(Backend<cuda>);

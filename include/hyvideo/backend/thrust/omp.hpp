@@ -22,6 +22,10 @@ struct ThrustOmpSystem {
     static std::shared_ptr<const void> allocate(std::size_t nbytes) { return allocate_host(nbytes); }
     static void copy_to_device(void* dst, const void* src, std::size_t n) { std::memcpy(dst, src, n); }
     static void copy_to_host(void* dst, const void* src, std::size_t n) { std::memcpy(dst, src, n); }
+    // Kernels run on the calling thread's OpenMP team: a stream is only a name, as on the CPU backend.
+    struct Stream {};
+    static Stream new_stream() { return {}; }
+    static Stream use_stream(Stream) { return {}; }
 
     static Tensor host(const Tensor& t) { return t.defined() && t.device() == device ? t.relabelled(Device::cpu) : t; }
     static Tensor back(const Tensor& t) { return t.relabelled(device); }

@@ -11,6 +11,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include <thrust/for_each.h>
@@ -169,6 +170,11 @@ struct thrust_backend {
         }
         return out;
     }
+
+    // ---- streams: the System's ---------------------------------------------------------------------
+    using Stream = typename System::Stream;
+    static Stream new_stream() { return System::new_stream(); }
+    static Stream use_stream(Stream s) { return System::use_stream(std::move(s)); }
 
     // ---- linear algebra: the System's library ------------------------------------------------------
     static Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) { return System::linear(x, w, b); }
