@@ -149,9 +149,15 @@ TEST_CASE("forward: text lengths known on the host give the same velocity as the
 }
 
 namespace {
-// VarlenAttention under another name: the same masking, but the model does not recognise it, so its
-// blocks run on every text token, padding included (the official computation).
-struct VarlenEveryToken : VarlenAttention {};
+// VarlenAttention that does not claim to keep padding apart: the same masking, but the model's blocks
+// run on every text token, padding included (the official computation).
+struct VarlenEveryToken : VarlenAttention {
+    static constexpr bool keeps_padding_apart = false;
+};
+// Derived from VarlenAttention, so it inherits the claim.
+struct VarlenDerived : VarlenAttention {};
+static_assert(attention_keeps_padding_apart<VarlenAttention> && attention_keeps_padding_apart<VarlenDerived>);
+static_assert(!attention_keeps_padding_apart<VarlenEveryToken> && !attention_keeps_padding_apart<FullAttention>);
 }  // namespace
 
 TEST_CASE("forward: the blocks skip the text padding, and the velocity is the one with every token") {
@@ -170,6 +176,9 @@ TEST_CASE("forward: the blocks skip the text padding, and the velocity is the on
     const RopeTables rope = model.rope_tables(in.x.shape());
     CHECK(model.embed(in, rope).txt.size(1) == 4);
     CHECK(every.embed(in, rope).txt.size(1) == 5);
+    HYVideoDiffusionTransformer<cpu, HunyuanVideoParts::with_attention<VarlenDerived>> derived(tiny_config());
+    init_weights(derived, 5);
+    CHECK(derived.embed(in, rope).txt.size(1) == 4);
     const Tensor a = model.forward(in), b = every.forward(in);
     CHECK(a.shape() == b.shape());
     CHECK(rel_l2(a, b) < 1e-6);

@@ -212,9 +212,9 @@ struct HYVideoDiffusionTransformer {
         // Padded text tokens never reach an image token: the varlen attention keeps them among
         // themselves, and the final layer reads the image tokens only. The blocks therefore run on the
         // text up to the longest valid prompt of the batch, which gives the official velocity with less
-        // work (at 256x256x33 a 40-token prompt leaves 216 of 2,560 tokens padding). Another attention
-        // part may let padding through (FullAttention does), so it gets every token.
-        if constexpr (std::is_same_v<typename Parts::Attention, VarlenAttention>) {
+        // work (at 256x256x33 a 40-token prompt leaves 216 of 2,560 tokens padding). An attention part
+        // that does not claim this (FullAttention lets padding through) gets every token.
+        if constexpr (attention_keeps_padding_apart<typename Parts::Attention>) {
             const std::int64_t longest =
                 text_lengths.empty() ? s.txt.size(1) : *std::max_element(text_lengths.begin(), text_lengths.end());
             const std::int64_t keep = std::max<std::int64_t>(longest, 1);

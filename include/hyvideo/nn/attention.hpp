@@ -23,6 +23,7 @@ struct TokenLayout {
 // itself and never reaches a valid token (official get_cu_seqlens + flash_attn_varlen_func).
 // `operands` is the products' operand dtype (B::attention): bf16 in the bf16 compute mode.
 struct VarlenAttention {
+    static constexpr bool keeps_padding_apart = true;  // attention_keeps_padding_apart below
     template <Backend B>
     static Tensor apply(const Tensor& q, const Tensor& k, const Tensor& v, const TokenLayout& layout,
                         DType operands = DType::f32) {
@@ -40,6 +41,14 @@ struct FullAttention {
         return B::attention(q, k, v, AttentionMask::full(), scale, operands);
     }
 };
+
+// Whether attention part A keeps padded text tokens from ever reaching a valid token: a part says so
+// with `static constexpr bool keeps_padding_apart = true` (VarlenAttention does; a part derived from it
+// inherits the claim and may set it false). The DiT then runs its blocks on the text up to the batch's
+// longest valid prompt, since no output it reads depends on the rest. A part that says nothing gets
+// every token.
+template <class A>
+inline constexpr bool attention_keeps_padding_apart = requires { requires A::keeps_padding_apart; };
 
 // Runs the attention part A, handing it the operand dtype of the compute mode where it takes one; a
 // part written without that parameter computes as it always does.
