@@ -1,6 +1,11 @@
-// GEMM throughput of the two CPU engines, f32 and bf16 operands, side by side in one run.
+// GEMM throughput of the two CPU engines, f32 and bf16 operands, side by side in one run, and the
+// CPU's instruction peak they are bounded by.
 //
 //   bench_gemm [--threads N] [--runs N]
+//
+// The peak is the rate of independent AVX-512 FMAs (f32, 32 FLOP each) and, where the CPU has
+// AVX512_BF16, VDPBF16PS (bf16 pairs into f32, 64 FLOP each) on every thread at once: no GEMM on this
+// machine can beat it, so a GEMM's share of it says how much is left to gain.
 //
 // Each cell is the median of `runs` timed calls after one untimed warm-up call (which also creates
 // and caches the oneDNN primitive), as GFLOP/s = 2·M·N·K / time, once over wall-clock time and once
@@ -15,7 +20,10 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
+
+#include <immintrin.h>
 
 #include "hyvideo/backend/cpu/gemm.hpp"
 #include "hyvideo/core/dtype_convert.hpp"
@@ -97,6 +105,48 @@ Rates measure(const Shape& s, Operands& o, bool bf16, int runs) {
     return r;
 }
 
+// `iters` rounds of 12 independent accumulations (enough to cover the FMA latency on every pipe).
+__attribute__((target("avx512f"))) float fma_f32_loop(long iters) {
+    __m512 acc[12];
+    for (auto& a : acc) a = _mm512_setzero_ps();
+    __m512 x = _mm512_set1_ps(1e-7f), y = _mm512_set1_ps(1e-7f);
+    for (long i = 0; i < iters; ++i) {
+        for (auto& a : acc) a = _mm512_fmadd_ps(x, y, a);
+        asm volatile("" : "+v"(x));  // keeps the loop from being folded
+    }
+    float s = 0;
+    for (auto& a : acc) s += _mm512_reduce_add_ps(a);
+    return s;
+}
+__attribute__((target("avx512f,avx512bf16"))) float dpbf16_loop(long iters) {
+    __m512 acc[12];
+    for (auto& a : acc) a = _mm512_setzero_ps();
+    __m512bh x = (__m512bh)_mm512_set1_epi16(0x3380), y = x;  // bf16 6e-8
+    for (long i = 0; i < iters; ++i) {
+        for (auto& a : acc) a = _mm512_dpbf16_ps(a, x, y);
+        asm volatile("" : "+v"(x));
+    }
+    float s = 0;
+    for (auto& a : acc) s += _mm512_reduce_add_ps(a);
+    return s;
+}
+
+// GFLOP/s of `loop` on `threads` threads at once, the median of `runs`.
+double peak(float (*loop)(long), double flop_per_round, int threads, int runs) {
+    const long iters = 20'000'000;
+    std::vector<double> rates;
+    for (int r = 0; r < runs; ++r) {
+        std::vector<std::thread> pool;
+        std::vector<float> sink(static_cast<std::size_t>(threads));
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int t = 0; t < threads; ++t) pool.emplace_back([&, t] { sink[static_cast<std::size_t>(t)] = loop(iters); });
+        for (auto& t : pool) t.join();
+        const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        rates.push_back(flop_per_round * double(iters) * threads / wall * 1e-9);
+    }
+    return median(rates);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -160,4 +210,13 @@ int main(int argc, char** argv) {
     // as much, while the per-core figures hold.
     std::printf("CPU share: the timed runs used %.0f%% of %d cores' wall time\n",
                 100.0 * cpu / (wall * hyvideo::num_threads()), hyvideo::num_threads());
+
+    if (__builtin_cpu_supports("avx512f")) {
+        const int n = hyvideo::num_threads();
+        std::printf("\nInstruction peak on %d threads (median of %d): AVX-512 FMA f32 %.0f GFLOP/s", n, runs,
+                    peak(fma_f32_loop, 12 * 32.0, n, runs));
+        if (__builtin_cpu_supports("avx512bf16"))
+            std::printf(", VDPBF16PS bf16 %.0f GFLOP/s", peak(dpbf16_loop, 12 * 64.0, n, runs));
+        std::printf("\n");
+    }
 }
