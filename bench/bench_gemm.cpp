@@ -139,7 +139,8 @@ double peak(float (*loop)(long), double flop_per_round, int threads, int runs) {
         std::vector<std::thread> pool;
         std::vector<float> sink(static_cast<std::size_t>(threads));
         const auto t0 = std::chrono::steady_clock::now();
-        for (int t = 0; t < threads; ++t) pool.emplace_back([&, t] { sink[static_cast<std::size_t>(t)] = loop(iters); });
+        for (int t = 0; t < threads; ++t)
+            pool.emplace_back([&, t] { sink[static_cast<std::size_t>(t)] = loop(iters); });
         for (auto& t : pool) t.join();
         const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         rates.push_back(flop_per_round * double(iters) * threads / wall * 1e-9);

@@ -252,10 +252,10 @@ Tensor CudaSystem::linear(const Tensor& x_in, const Tensor& w_in, const Tensor& 
     const std::size_t scratch_bytes = linear_scratch_bytes(w.dtype(), rows, in, out);
     const Tensor scratch = scratch_bytes ? Shared::empty({static_cast<std::int64_t>(scratch_bytes)}, DType::u8) : Tensor{};
     LtContext& lt = lt_context();
-    linear_cublaslt(lt.handle, current_stream(), static_cast<const float*>(x.raw_data()), rows, in, in, w.raw_data(), w.dtype(),
-                    b.defined() ? static_cast<const float*>(b.raw_data()) : nullptr, static_cast<float*>(y.raw_data()),
-                    out, scratch_bytes ? scratch.raw_data() : nullptr, scratch_bytes, lt.workspace.raw_data(),
-                    kLinearWorkspaceBytes);
+    linear_cublaslt(lt.handle, current_stream(), static_cast<const float*>(x.raw_data()), rows, in, in, w.raw_data(),
+                    w.dtype(), b.defined() ? static_cast<const float*>(b.raw_data()) : nullptr,
+                    static_cast<float*>(y.raw_data()), out, scratch_bytes ? scratch.raw_data() : nullptr, scratch_bytes,
+                    lt.workspace.raw_data(), kLinearWorkspaceBytes);
     HYVIDEO_CUDA_CHECK(cudaStreamSynchronize(current_stream()));  // the scratch is released when this returns
     return y;
 }
@@ -286,8 +286,8 @@ Tensor CudaSystem::attention(const Tensor& q_in, const Tensor& k_in, const Tenso
     const auto operand = [](const Tensor& t) {
         return AttentionOperand{static_cast<const float*>(t.raw_data()), t.stride(0), t.stride(1), t.stride(2)};
     };
-    flash_attention_f32(current_stream(), operand(q), operand(k), operand(v), static_cast<float*>(out.raw_data()), Bn, S, H, Hkv,
-                        D, scale, dm, operands == DType::bf16);
+    flash_attention_f32(current_stream(), operand(q), operand(k), operand(v), static_cast<float*>(out.raw_data()), Bn,
+                        S, H, Hkv, D, scale, dm, operands == DType::bf16);
     HYVIDEO_CUDA_CHECK(cudaStreamSynchronize(current_stream()));  // the mask arrays are released when this returns
     return out;
 }
@@ -311,8 +311,9 @@ Tensor CudaSystem::conv3d(const Tensor& x, const Tensor& w_in, const Tensor& b, 
     if (y.numel() == 0) return y;
     const auto arr = [](const Shape& s) { return std::array<std::int64_t, 5>{s[0], s[1], s[2], s[3], s[4]}; };
     const auto f32 = [](const Tensor& t) { return t.defined() ? static_cast<const float*>(t.raw_data()) : nullptr; };
-    conv3d_direct(current_stream(), f32(x), arr(x.shape()), arr(x.strides()), w.raw_data(), w.dtype(), arr(w.shape()), f32(bias),
-                  spec, f32(in_scale), f32(in_shift), fusion.in_silu, f32(residual), static_cast<float*>(y.raw_data()));
+    conv3d_direct(current_stream(), f32(x), arr(x.shape()), arr(x.strides()), w.raw_data(), w.dtype(), arr(w.shape()),
+                  f32(bias), spec, f32(in_scale), f32(in_shift), fusion.in_silu, f32(residual),
+                  static_cast<float*>(y.raw_data()));
     HYVIDEO_CUDA_CHECK(cudaStreamSynchronize(current_stream()));
     return y;
 }

@@ -23,8 +23,8 @@
 #include "hyvideo/models/text_projection.hpp"
 #include "hyvideo/models/token_refiner.hpp"
 #include "hyvideo/nn/mlp_embedder.hpp"
-#include "hyvideo/nn/streamed_blocks.hpp"
 #include "hyvideo/nn/patch_embed.hpp"
+#include "hyvideo/nn/streamed_blocks.hpp"
 #include "hyvideo/nn/timestep_embedder.hpp"
 
 namespace hyvideo {
